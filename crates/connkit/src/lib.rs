@@ -1,0 +1,44 @@
+//! # connkit
+//!
+//! Keep connections alive. One dependency; pick the protocols with cargo features:
+//!
+//! | feature | module | what it is |
+//! |---|---|---|
+//! | (always) | [`core`] | endpoints, transports (tcp, tls, unix, ws, wss), framing, backoff, events |
+//! | `reconnect` | `reconnect` | the keep-alive core: connector trait, backoff, keepalive, lifecycle events |
+//! | `jstp` | `jstp` | JSTP RPC client and server, wire-compatible with `@metarhia/jstp` 2.3.0 |
+//! | `ipc` | `ipc` | socket-file IPC, wire-compatible with `@crussell52/socket-ipc` 0.4.0 |
+//! | `session` | `session` | session-backend client (Jamsocket v2 and Plane) and a local dev server |
+//! | `full` | | every protocol |
+//! | `backoff` | | interop with the unmaintained `backoff` crate (RUSTSEC-2025-0012); off by default |
+//!
+//! Protocol modules appear as their crates land; see the README for the road map.
+//!
+//! ```toml
+//! [dependencies]
+//! connkit = { version = "0.1", features = ["reconnect"] }
+//! ```
+//!
+//! ```
+//! use connkit::Endpoint;
+//! let ep: Endpoint = "unix:///run/app.sock".parse()?;
+//! assert_eq!(ep.scheme(), connkit::core::Scheme::Unix);
+//! # Ok::<(), connkit::core::EndpointError>(())
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// Applies `#[cfg(feature = ...)]` and, on docs.rs, the matching `doc(cfg)` badge.
+#[allow(unused_macros)]
+macro_rules! cfg_feature {
+    ($feature:literal, $($item:item)*) => {
+        $(
+            #[cfg(feature = $feature)]
+            #[cfg_attr(docsrs, doc(cfg(feature = $feature)))]
+            $item
+        )*
+    };
+}
+
+pub use connkit_core as core;
+pub use connkit_core::{Endpoint, Error, ErrorKind};
