@@ -9,6 +9,7 @@
 //! - [`tls`]: rustls configuration helpers.
 //! - [`backoff`]: exponential, fibonacci and constant schedules with jitter.
 //! - [`events`]: a `watch` of state plus a non-blocking `Stream` of events.
+//! - [`jsnum`]: numbers written as JavaScript writes them, for byte-equal wire output.
 //! - [`Error`] with an [`ErrorKind`] that tells retryable from fatal.
 //!
 //! Most users reach these through the `connkit` facade crate.
@@ -24,6 +25,7 @@ pub mod endpoint;
 pub mod error;
 pub mod events;
 pub mod framing;
+pub mod jsnum;
 pub mod tls;
 pub mod transport;
 
