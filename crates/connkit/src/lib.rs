@@ -42,3 +42,11 @@ macro_rules! cfg_feature {
 
 pub use connkit_core as core;
 pub use connkit_core::{Endpoint, Error, ErrorKind};
+
+cfg_feature! {
+    "reconnect",
+    /// The keep-alive core (`connkit-reconnect`): a [`Connector`](reconnect::Connector) trait
+    /// and a [`Supervisor`](reconnect::Supervisor) that keeps one logical connection alive
+    /// with backoff, keepalive and lifecycle events.
+    pub use connkit_reconnect as reconnect;
+}
