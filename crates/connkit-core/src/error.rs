@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-/// A boxed error from a lower layer (I/O, TLS, WebSocket), kept as the [`Error::source`].
+/// A boxed error from a lower layer (I/O, TLS, WebSocket), kept as the error's `source()`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong, in a small `Copy` enum that callers can match on.
@@ -38,6 +38,8 @@ pub enum ErrorKind {
     InvalidMessage,
     /// The connection is closed; nothing more can be sent.
     Closed,
+    /// A bounded queue is full and the caller asked not to wait.
+    QueueFull,
     /// The address is in use by a live server, or the path is a file that is not a socket.
     AddrInUse,
     /// The operation was cancelled.
@@ -62,6 +64,7 @@ impl ErrorKind {
                 | Self::FrameTooLong
                 | Self::Protocol
                 | Self::Closed
+                | Self::QueueFull
         )
     }
 
@@ -79,6 +82,7 @@ impl ErrorKind {
             Self::Protocol => "protocol error",
             Self::InvalidMessage => "invalid message",
             Self::Closed => "connection closed",
+            Self::QueueFull => "queue full",
             Self::AddrInUse => "address in use",
             Self::Cancelled => "cancelled",
         }

@@ -225,12 +225,14 @@ impl MessageSender {
     /// Queue one message if there is room now.
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`ErrorKind::Io`] with the message "outbound queue full"
-    /// when there is no room (nothing was queued).
+    /// As [`send`](Self::send), and [`ErrorKind::QueueFull`] when there is no room (nothing
+    /// was queued).
     pub fn try_send(&self, msg: impl Into<Bytes>) -> Result<()> {
         let out = self.prepare(msg.into())?;
         self.tx.try_send(out).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::new(ErrorKind::Io, "outbound queue full"),
+            mpsc::error::TrySendError::Full(_) => {
+                Error::new(ErrorKind::QueueFull, "the outbound queue is full")
+            }
             mpsc::error::TrySendError::Closed(_) => Error::closed(),
         })
     }

@@ -1,0 +1,144 @@
+//! # connkit-ipc
+//!
+//! Socket-file IPC: a server and auto-reconnecting clients exchanging `{topic, message}`
+//! messages, wire-compatible with the Node library `@crussell52/socket-ipc` 0.4.0 — a Node
+//! client talks to a Rust server and the other way round — without its crashes, leaks and
+//! unbounded buffers.
+//!
+//! ```no_run
+//! use connkit_ipc::{ServerOptions, ServerEvent};
+//! use futures_util::StreamExt;
+//! use serde_json::json;
+//!
+//! # async fn run() -> Result<(), connkit_ipc::Error> {
+//! let server = ServerOptions::new("/tmp/app.sock").mode(0o600).listen().await?;
+//! // Echo every message on topic "ping" back to its sender as "pong".
+//! server.on(Some("ping"), |m| async move { m.reply("pong", m.message.clone()).await }).detach();
+//! server.broadcast("hello", json!({"from": "server"})).await?;
+//! let mut events = server.events();
+//! while let Some(Ok(ev)) = events.next().await {
+//!     if let ServerEvent::Message { topic, message, client } = ev {
+//!         println!("{client}: {topic} {message:?}");
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Every per-connection failure stays inside that connection: a malformed frame, an oversize
+//! frame or a failing handler closes that one client and is reported as an event; the server
+//! and the other clients carry on. See `docs/ipc.md` for the differences from the Node library.
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod error;
+mod server;
+pub mod transcoder;
+pub mod wire;
+
+pub use error::{BoxError, Error, Result};
+pub use server::{
+    HandlerGuard, Server, ServerEvent, ServerOptions, ServerState, SlowClient, Subscription,
+};
+pub use transcoder::{JsonTranscoder, Transcoder};
+pub use wire::Envelope;
+
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Weak;
+
+/// The default largest frame: 16 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// A client's id on a server: a random (v4) UUID, written lowercase with hyphens.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ClientId(uuid::Uuid);
+
+impl ClientId {
+    pub(crate) fn new() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+
+    /// The UUID.
+    #[must_use]
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl FromStr for ClientId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, uuid::Error> {
+        uuid::Uuid::parse_str(s).map(Self)
+    }
+}
+
+impl From<uuid::Uuid> for ClientId {
+    fn from(u: uuid::Uuid) -> Self {
+        Self(u)
+    }
+}
+
+/// A received message, with a way to answer its sender.
+#[derive(Clone)]
+pub struct Incoming {
+    /// The topic.
+    pub topic: String,
+    /// The payload (`None` when absent on the wire).
+    pub message: Option<Value>,
+    /// The sender, on a server; `None` on a client (the sender is the server).
+    pub client: Option<ClientId>,
+    replier: Replier,
+}
+
+#[derive(Clone)]
+enum Replier {
+    Server(Weak<server::Shared>),
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("topic", &self.topic)
+            .field("message", &self.message)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Incoming {
+    /// Send a message back to whoever sent this one.
+    ///
+    /// Cancel safe: if dropped before completing, nothing was queued.
+    ///
+    /// # Errors
+    /// As `Server::send` (or `Client::send` on a client); [`Error::SendAfterClose`] when the
+    /// server or client is gone.
+    pub async fn reply(&self, topic: &str, message: impl Into<Option<Value>>) -> Result<()> {
+        match &self.replier {
+            Replier::Server(shared) => {
+                let shared = shared.upgrade().ok_or_else(|| Error::SendAfterClose {
+                    topic: topic.to_owned(),
+                })?;
+                let client = self.client.ok_or(Error::NoServer {
+                    topic: topic.to_owned(),
+                })?;
+                shared.send(topic, message.into().as_ref(), client).await
+            }
+        }
+    }
+}

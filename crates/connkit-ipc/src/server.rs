@@ -1,0 +1,822 @@
+//! The IPC server: listens on a socket file, gives each client a UUID v4 id, delivers messages
+//! by topic, and sends to one client or broadcasts to all.
+
+use crate::error::{BoxError, Error, Result};
+use crate::transcoder::{JsonTranscoder, Transcoder};
+use crate::{ClientId, Incoming, Replier};
+use bytes::Bytes;
+use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
+use connkit_core::transport::{Listener, MessageSender, TransportOptions, listen};
+use connkit_core::{Endpoint, ErrorKind};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, warn};
+
+/// What the server does when a client's outbound queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SlowClient {
+    /// `send` and `broadcast` wait for room (the default). Memory stays bounded; a client that
+    /// never reads stalls the senders that address it.
+    #[default]
+    Wait,
+    /// Disconnect the client whose queue is full, with [`Error::SlowClient`]; senders never wait.
+    Disconnect,
+}
+
+/// The server's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerState {
+    /// Built, not listening yet.
+    Idle,
+    /// Accepting clients.
+    Listening,
+    /// `close` was called: no new clients; existing ones are being ended.
+    Closing,
+    /// Fully closed.
+    Closed,
+}
+
+/// Server lifecycle and traffic, in the order they happen.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// The socket file is bound and accepting.
+    Listening {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// A client connected.
+    Connection {
+        /// Its id.
+        client: ClientId,
+    },
+    /// A message arrived (every message, whatever its topic).
+    Message {
+        /// The topic.
+        topic: String,
+        /// The payload (`None` when absent on the wire).
+        message: Option<Value>,
+        /// The sender.
+        client: ClientId,
+    },
+    /// A client is gone (it closed, was dropped after an error, or the server closed).
+    Disconnect {
+        /// Its id.
+        client: ClientId,
+    },
+    /// Something failed; `client` says which connection, if any. The server carries on.
+    Error {
+        /// The client concerned.
+        client: Option<ClientId>,
+        /// What went wrong.
+        error: Arc<Error>,
+    },
+    /// The server has closed and every client is gone.
+    Close,
+}
+
+/// Options for a [`Server`]; [`listen`](Self::listen) starts it.
+#[derive(Clone)]
+#[must_use]
+pub struct ServerOptions {
+    path: PathBuf,
+    transcoder: Arc<dyn Transcoder>,
+    mode: Option<u32>,
+    max_frame_len: usize,
+    client_queue: usize,
+    slow_client: SlowClient,
+    close_grace: Duration,
+    event_capacity: usize,
+    subscription_capacity: usize,
+}
+
+impl fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("path", &self.path)
+            .field("transcoder", &self.transcoder)
+            .field("mode", &self.mode)
+            .field("max_frame_len", &self.max_frame_len)
+            .field("client_queue", &self.client_queue)
+            .field("slow_client", &self.slow_client)
+            .field("close_grace", &self.close_grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerOptions {
+    /// Options for a server on the socket file `path`, with the defaults: JSON transcoder,
+    /// mode from the umask, 16 MiB frames, 1024 queued messages per client,
+    /// [`SlowClient::Wait`], a 5 s close grace period.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            transcoder: Arc::new(JsonTranscoder),
+            mode: None,
+            max_frame_len: crate::DEFAULT_MAX_FRAME_LEN,
+            client_queue: 1024,
+            slow_client: SlowClient::Wait,
+            close_grace: Duration::from_secs(5),
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+            subscription_capacity: 1024,
+        }
+    }
+
+    /// The codec (default [`JsonTranscoder`]).
+    pub fn transcoder(mut self, transcoder: impl Transcoder) -> Self {
+        self.transcoder = Arc::new(transcoder);
+        self
+    }
+
+    /// The permission bits of the socket file, e.g. `0o600` (default: the umask decides).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// The largest frame accepted from a client; a longer one closes that client
+    /// (default 16 MiB).
+    pub fn max_frame_len(mut self, len: usize) -> Self {
+        self.max_frame_len = len;
+        self
+    }
+
+    /// How many messages may wait to be written to one client (default 1024).
+    pub fn client_queue(mut self, messages: usize) -> Self {
+        self.client_queue = messages.max(1);
+        self
+    }
+
+    /// What to do with a client whose queue is full (default [`SlowClient::Wait`]).
+    pub fn slow_client(mut self, policy: SlowClient) -> Self {
+        self.slow_client = policy;
+        self
+    }
+
+    /// How long [`Server::close`] lets clients finish before dropping them (default 5 s).
+    pub fn close_grace(mut self, grace: Duration) -> Self {
+        self.close_grace = grace;
+        self
+    }
+
+    /// How many events a slow event subscriber may fall behind (default 256).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// How many messages a [`Subscription`] buffers before its client waits (default 1024).
+    pub fn subscription_capacity(mut self, capacity: usize) -> Self {
+        self.subscription_capacity = capacity.max(1);
+        self
+    }
+
+    /// A server that is not listening yet: subscribe to events and topics, then call
+    /// [`Server::listen`].
+    pub fn build(self) -> Server {
+        let hub = EventHub::new(ServerState::Idle, self.event_capacity);
+        let shared = Arc::new(Shared {
+            opts: self,
+            hub,
+            clients: Mutex::new(HashMap::new()),
+            routes: RwLock::new(Routes::default()),
+            next_route: AtomicU64::new(1),
+            stop_accept: CancellationToken::new(),
+            stop_clients: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        Server {
+            handle: Arc::new(Handle { shared }),
+        }
+    }
+
+    /// Build and start listening.
+    ///
+    /// # Errors
+    /// As [`Server::listen`].
+    pub async fn listen(self) -> Result<Server> {
+        let server = self.build();
+        server.listen().await?;
+        Ok(server)
+    }
+}
+
+type HandlerFn = Arc<dyn Fn(Incoming) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
+
+struct Route<T> {
+    id: u64,
+    topic: Option<String>,
+    target: T,
+}
+
+impl<T> Route<T> {
+    fn matches(&self, topic: &str) -> bool {
+        self.topic.as_deref().is_none_or(|t| t == topic)
+    }
+}
+
+#[derive(Default)]
+struct Routes {
+    subs: Vec<Route<mpsc::Sender<Incoming>>>,
+    handlers: Vec<Route<HandlerFn>>,
+}
+
+struct ClientEntry {
+    tx: MessageSender,
+    kick: CancellationToken,
+}
+
+pub(crate) struct Shared {
+    opts: ServerOptions,
+    hub: EventHub<ServerState, ServerEvent>,
+    clients: Mutex<HashMap<ClientId, ClientEntry>>,
+    routes: RwLock<Routes>,
+    next_route: AtomicU64,
+    stop_accept: CancellationToken,
+    stop_clients: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// The user-facing handle's owner: dropping the last [`Server`] clone shuts the server down.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.stop_accept.cancel();
+        self.shared.stop_clients.cancel();
+    }
+}
+
+/// A running (or not yet started) IPC server. Cheap to clone; dropping the last clone stops
+/// it at once (use [`close`](Self::close) for a graceful stop).
+#[derive(Clone)]
+pub struct Server {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.handle.shared;
+        f.debug_struct("Server")
+            .field("path", &s.opts.path)
+            .field("state", &s.hub.current_state())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Server {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// Bind the socket file and start accepting clients. A stale socket file left by a dead
+    /// server is reclaimed; a live server's socket or a regular file is never touched.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyListening`] when called twice or after close; [`Error::Transport`] when
+    /// binding fails (for example [`ErrorKind::AddrInUse`]).
+    pub async fn listen(&self) -> Result<()> {
+        let shared = self.shared();
+        if !shared.hub.modify_state(|s| {
+            if *s == ServerState::Idle {
+                *s = ServerState::Listening;
+                true
+            } else {
+                false
+            }
+        }) {
+            return Err(Error::AlreadyListening);
+        }
+        let o = &shared.opts;
+        let mut topts = TransportOptions::new()
+            .delimiter(o.transcoder.delimiter())
+            .max_message_len(o.max_frame_len)
+            .outbound_capacity(o.client_queue);
+        if let Some(mode) = o.mode {
+            topts = topts.unix_mode(mode);
+        }
+        let listener = match listen(&Endpoint::unix(&o.path), &topts).await {
+            Ok(l) => l,
+            Err(e) => {
+                shared.hub.set_state(ServerState::Idle);
+                return Err(e.into());
+            }
+        };
+        info!(path = %o.path.display(), "ipc server listening");
+        shared.hub.emit(ServerEvent::Listening {
+            path: o.path.clone(),
+        });
+        let span = tracing::info_span!("connkit.ipc.server", path = %o.path.display());
+        shared
+            .tasks
+            .spawn(accept_loop(Arc::clone(shared), listener).instrument(span));
+        Ok(())
+    }
+
+    /// The socket file path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.shared().opts.path
+    }
+
+    /// Lifecycle and traffic events from now on.
+    #[must_use]
+    pub fn events(&self) -> EventStream<ServerEvent> {
+        self.shared().hub.subscribe()
+    }
+
+    /// The current state, kept up to date.
+    #[must_use]
+    pub fn state(&self) -> watch::Receiver<ServerState> {
+        self.shared().hub.state()
+    }
+
+    /// Every message on `topic` (or on every topic with `None`), reliably: when this
+    /// subscription's buffer is full, the sending client waits. Drop it to unsubscribe.
+    #[must_use]
+    pub fn subscribe(&self, topic: Option<&str>) -> Subscription {
+        let shared = self.shared();
+        let (tx, rx) = mpsc::channel(shared.opts.subscription_capacity);
+        let id = shared.next_route.fetch_add(1, Ordering::Relaxed);
+        shared
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .subs
+            .push(Route {
+                id,
+                topic: topic.map(str::to_owned),
+                target: tx,
+            });
+        Subscription {
+            rx,
+            id,
+            shared: Arc::downgrade(shared),
+        }
+    }
+
+    /// Run `handler` for each message on `topic` (or every topic with `None`), in order, on
+    /// the receiving client's task. If it returns an error or panics, that client is
+    /// disconnected (with [`ServerEvent::Error`]); the server and other clients carry on.
+    ///
+    /// The handler stays installed while the returned guard lives; call
+    /// [`HandlerGuard::detach`] to keep it for the server's lifetime.
+    pub fn on<F, Fut, E>(&self, topic: Option<&str>, handler: F) -> HandlerGuard
+    where
+        F: Fn(Incoming) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let shared = self.shared();
+        let f: HandlerFn = Arc::new(move |m| {
+            let fut = handler(m);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        });
+        let id = shared.next_route.fetch_add(1, Ordering::Relaxed);
+        shared
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .handlers
+            .push(Route {
+                id,
+                topic: topic.map(str::to_owned),
+                target: f,
+            });
+        HandlerGuard {
+            id: Some(id),
+            shared: Arc::downgrade(shared),
+        }
+    }
+
+    /// The ids of the connected clients.
+    #[must_use]
+    pub fn clients(&self) -> Vec<ClientId> {
+        lock(&self.shared().clients).keys().copied().collect()
+    }
+
+    /// Send one message to one client.
+    ///
+    /// Cancel safe: if the future is dropped before completing, the message was not queued.
+    ///
+    /// # Errors
+    /// In the reference's order: [`Error::SendAfterClose`], [`Error::BadClient`],
+    /// [`Error::Encode`]; then [`Error::SlowClient`] under [`SlowClient::Disconnect`].
+    pub async fn send(
+        &self,
+        topic: &str,
+        message: impl Into<Option<Value>>,
+        client: ClientId,
+    ) -> Result<()> {
+        self.shared()
+            .send(topic, message.into().as_ref(), client)
+            .await
+    }
+
+    /// Send one message to every connected client; it is encoded once. Returns how many
+    /// clients it was queued for. A client that fails is reported as an event, not here.
+    ///
+    /// # Errors
+    /// [`Error::SendAfterClose`] or [`Error::Encode`] (even with no client connected).
+    pub async fn broadcast(&self, topic: &str, message: impl Into<Option<Value>>) -> Result<usize> {
+        let shared = self.shared();
+        shared.check_open(topic)?;
+        let bytes = shared.encode(topic, message.into().as_ref())?;
+        let targets: Vec<(ClientId, MessageSender)> = lock(&shared.clients)
+            .iter()
+            .map(|(id, e)| (*id, e.tx.clone()))
+            .collect();
+        let mut delivered = 0;
+        for (id, tx) in targets {
+            if shared.deliver(&tx, bytes.clone(), id).await.is_ok() {
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Disconnect one client at once.
+    ///
+    /// # Errors
+    /// [`Error::BadClient`] when no such client is connected.
+    pub fn disconnect(&self, client: ClientId) -> Result<()> {
+        match lock(&self.shared().clients).get(&client) {
+            Some(e) => {
+                e.kick.cancel();
+                Ok(())
+            }
+            None => Err(Error::BadClient { client }),
+        }
+    }
+
+    /// Close gracefully: stop accepting (the socket file is removed at once), let each client
+    /// receive what is queued for it and end its side, then, after the grace period, drop the
+    /// clients that are still there. Emits [`ServerEvent::Close`] once. Idempotent; a second
+    /// call waits for the first to finish.
+    ///
+    /// Cancel safe: the close goes on in the background if this future is dropped.
+    pub async fn close(&self) {
+        let shared = Arc::clone(self.shared());
+        let mut state = shared.hub.state();
+        let first = shared.hub.modify_state(|s| match s {
+            ServerState::Idle | ServerState::Listening => {
+                *s = ServerState::Closing;
+                true
+            }
+            _ => false,
+        });
+        if first {
+            let closer = Arc::clone(&shared);
+            tokio::spawn(async move { closer.close_gracefully().await });
+        }
+        let _ = state.wait_for(|s| *s == ServerState::Closed).await;
+    }
+}
+
+impl Shared {
+    fn check_open(&self, topic: &str) -> Result<()> {
+        match self.hub.current_state() {
+            ServerState::Closing | ServerState::Closed => Err(Error::SendAfterClose {
+                topic: topic.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn encode(&self, topic: &str, message: Option<&Value>) -> Result<Bytes> {
+        let mut out = Vec::with_capacity(64);
+        self.opts
+            .transcoder
+            .encode(topic, message, &mut out)
+            .map_err(|source| Error::Encode {
+                topic: topic.to_owned(),
+                source,
+            })?;
+        Ok(Bytes::from(out))
+    }
+
+    pub(crate) async fn send(
+        &self,
+        topic: &str,
+        message: Option<&Value>,
+        client: ClientId,
+    ) -> Result<()> {
+        self.check_open(topic)?;
+        let tx = lock(&self.clients)
+            .get(&client)
+            .map(|e| e.tx.clone())
+            .ok_or(Error::BadClient { client })?;
+        let bytes = self.encode(topic, message)?;
+        self.deliver(&tx, bytes, client).await
+    }
+
+    async fn deliver(&self, tx: &MessageSender, bytes: Bytes, client: ClientId) -> Result<()> {
+        let res = match self.opts.slow_client {
+            SlowClient::Wait => tx.send(bytes).await,
+            SlowClient::Disconnect => tx.try_send(bytes),
+        };
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::QueueFull => {
+                if let Some(entry) = lock(&self.clients).get(&client) {
+                    entry.kick.cancel();
+                }
+                let err = Error::SlowClient { client };
+                warn!(%client, "disconnecting a slow client");
+                self.hub.emit(ServerEvent::Error {
+                    client: Some(client),
+                    error: Arc::new(Error::SlowClient { client }),
+                });
+                Err(err)
+            }
+            Err(e) if e.kind() == ErrorKind::Closed => Err(Error::BadClient { client }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        topic: String,
+        message: Option<Value>,
+        client: ClientId,
+    ) -> Result<()> {
+        self.hub.emit(ServerEvent::Message {
+            topic: topic.clone(),
+            message: message.clone(),
+            client,
+        });
+        let (subs, handlers): (Vec<(u64, mpsc::Sender<Incoming>)>, Vec<HandlerFn>) = {
+            let routes = self
+                .routes
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (
+                routes
+                    .subs
+                    .iter()
+                    .filter(|r| r.matches(&topic))
+                    .map(|r| (r.id, r.target.clone()))
+                    .collect(),
+                routes
+                    .handlers
+                    .iter()
+                    .filter(|r| r.matches(&topic))
+                    .map(|r| Arc::clone(&r.target))
+                    .collect(),
+            )
+        };
+        if subs.is_empty() && handlers.is_empty() {
+            return Ok(());
+        }
+        let incoming = Incoming {
+            topic,
+            message,
+            client: Some(client),
+            replier: Replier::Server(Arc::downgrade(self)),
+        };
+        for (id, tx) in subs {
+            if tx.send(incoming.clone()).await.is_err() {
+                self.remove_route(id);
+            }
+        }
+        for h in handlers {
+            let outcome = AssertUnwindSafe(h(incoming.clone())).catch_unwind().await;
+            let source: BoxError = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(panic) => panic_message(&panic).into(),
+            };
+            return Err(Error::Handler {
+                topic: incoming.topic.clone(),
+                source,
+            });
+        }
+        Ok(())
+    }
+
+    fn remove_route(&self, id: u64) {
+        let mut routes = self
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        routes.subs.retain(|r| r.id != id);
+        routes.handlers.retain(|r| r.id != id);
+    }
+
+    async fn close_gracefully(self: Arc<Self>) {
+        self.stop_accept.cancel();
+        let senders: Vec<MessageSender> =
+            lock(&self.clients).values().map(|e| e.tx.clone()).collect();
+        for tx in &senders {
+            tx.close().await;
+        }
+        drop(senders);
+        self.tasks.close();
+        if tokio::time::timeout(self.opts.close_grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            debug!("close grace period over; dropping the remaining clients");
+            self.stop_clients.cancel();
+            self.tasks.wait().await;
+        }
+        self.hub.set_state(ServerState::Closed);
+        self.hub.emit(ServerEvent::Close);
+        info!(path = %self.opts.path.display(), "ipc server closed");
+    }
+}
+
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("handler panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("handler panicked: {s}")
+    } else {
+        "handler panicked".to_owned()
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shared.stop_accept.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok(incoming) => {
+                let s = Arc::clone(&shared);
+                shared.tasks.spawn(async move {
+                    match incoming.establish().await {
+                        Ok(conn) => serve_client(s, conn).await,
+                        Err(e) => s.hub.emit(ServerEvent::Error {
+                            client: None,
+                            error: Arc::new(e.into()),
+                        }),
+                    }
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                shared.hub.emit(ServerEvent::Error {
+                    client: None,
+                    error: Arc::new(e.into()),
+                });
+                // Do not spin on a persistent error such as EMFILE.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener); // removes the socket file
+}
+
+async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connection) {
+    let client = ClientId::new();
+    let span = tracing::debug_span!("connkit.ipc.client", %client);
+    async move {
+        let (tx, mut rx) = conn.split();
+        let kick = shared.stop_clients.child_token();
+        lock(&shared.clients).insert(
+            client,
+            ClientEntry {
+                tx,
+                kick: kick.clone(),
+            },
+        );
+        debug!("client connected");
+        shared.hub.emit(ServerEvent::Connection { client });
+        let mut decoder = shared.opts.transcoder.decoder();
+        let failure: Option<Error> = loop {
+            let frame = tokio::select! {
+                biased;
+                () = kick.cancelled() => break None,
+                f = rx.recv() => f,
+            };
+            match frame {
+                None => break None,
+                // A vanished peer (reset, broken pipe) is just a disconnect.
+                Some(Err(e)) if e.kind() == ErrorKind::Io => {
+                    debug!(error = %e, "client connection lost");
+                    break None;
+                }
+                Some(Err(e)) => break Some(e.into()),
+                Some(Ok(bytes)) => match decoder.decode(&bytes) {
+                    Err(source) => {
+                        break Some(Error::Decode {
+                            from: client.to_string(),
+                            source,
+                        });
+                    }
+                    Ok(env) => {
+                        if let Err(e) = shared.dispatch(env.topic, env.message, client).await {
+                            break Some(e);
+                        }
+                    }
+                },
+            }
+        };
+        lock(&shared.clients).remove(&client);
+        drop(rx);
+        if let Some(error) = failure {
+            warn!(error = %error, "dropping client");
+            shared.hub.emit(ServerEvent::Error {
+                client: Some(client),
+                error: Arc::new(error),
+            });
+        }
+        debug!("client disconnected");
+        shared.hub.emit(ServerEvent::Disconnect { client });
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Messages on one topic (or all), delivered reliably; see [`Server::subscribe`].
+pub struct Subscription {
+    rx: mpsc::Receiver<Incoming>,
+    id: u64,
+    shared: Weak<Shared>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// The next message; `None` once the server is gone. Cancel safe.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_util::Stream for Subscription {
+    type Item = Incoming;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.remove_route(self.id);
+        }
+    }
+}
+
+/// Keeps a handler installed; dropping it removes the handler.
+#[must_use = "dropping the guard removes the handler at once; call .detach() to keep it"]
+pub struct HandlerGuard {
+    id: Option<u64>,
+    shared: Weak<Shared>,
+}
+
+impl fmt::Debug for HandlerGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerGuard")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl HandlerGuard {
+    /// Keep the handler for as long as the server lives.
+    pub fn detach(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        if let (Some(id), Some(shared)) = (self.id, self.shared.upgrade()) {
+            shared.remove_route(id);
+        }
+    }
+}

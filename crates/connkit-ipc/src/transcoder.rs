@@ -1,0 +1,100 @@
+//! Pluggable codecs. The encoder is shared by every connection; each connection gets its own
+//! decoder state. [`JsonTranscoder`] is the default and the only one Node peers understand.
+//!
+//! A custom transcoder (see `examples/ipc_chat.rs` for one that compresses whitespace out of
+//! text messages) picks its delimiter and its body format; the message model stays
+//! `topic: String` + `message: Option<serde_json::Value>`.
+//!
+//! ```
+//! use connkit_ipc::transcoder::{Decoder, Transcoder};
+//! use connkit_ipc::wire::{DecodeError, EncodeError, Envelope};
+//!
+//! /// Lines of `topic<TAB>text`, one message per `\n`.
+//! #[derive(Debug)]
+//! struct Tsv;
+//! #[derive(Debug)]
+//! struct TsvDecoder;
+//!
+//! impl Transcoder for Tsv {
+//!     fn delimiter(&self) -> &[u8] { b"\n" }
+//!     fn encode(&self, topic: &str, message: Option<&serde_json::Value>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+//!         let text = message.and_then(|m| m.as_str()).ok_or_else(|| EncodeError::new("text messages only"))?;
+//!         if text.contains('\n') || topic.contains('\t') { return Err(EncodeError::new("tab or newline")); }
+//!         out.extend_from_slice(format!("{topic}\t{text}").as_bytes());
+//!         Ok(())
+//!     }
+//!     fn decoder(&self) -> Box<dyn Decoder> { Box::new(TsvDecoder) }
+//! }
+//!
+//! impl Decoder for TsvDecoder {
+//!     fn decode(&mut self, frame: &[u8]) -> Result<Envelope, DecodeError> {
+//!         let text = std::str::from_utf8(frame).map_err(|e| DecodeError::new(e.to_string(), frame))?;
+//!         let (topic, msg) = text.split_once('\t').ok_or_else(|| DecodeError::new("no tab", frame))?;
+//!         Ok(Envelope { topic: topic.into(), message: Some(msg.into()) })
+//!     }
+//! }
+//! ```
+
+use crate::wire::{self, DecodeError, EncodeError, Envelope};
+use serde_json::Value;
+use std::fmt;
+
+/// Encodes envelopes and makes per-connection decoders.
+pub trait Transcoder: Send + Sync + fmt::Debug + 'static {
+    /// The bytes that end each frame; the encoded body must never contain them.
+    /// Default: two NUL bytes, as socket-ipc 0.4.
+    fn delimiter(&self) -> &[u8] {
+        wire::DELIMITER
+    }
+
+    /// Append the body of one frame (without the delimiter) to `out`.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when the message cannot be encoded; nothing is sent.
+    fn encode(
+        &self,
+        topic: &str,
+        message: Option<&Value>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError>;
+
+    /// A fresh decoder for one connection.
+    fn decoder(&self) -> Box<dyn Decoder>;
+}
+
+/// Per-connection decoding state.
+pub trait Decoder: Send + fmt::Debug {
+    /// Decode the body of one frame (without the delimiter).
+    ///
+    /// # Errors
+    /// [`DecodeError`]: the connection that sent the frame is closed; others carry on.
+    fn decode(&mut self, frame: &[u8]) -> Result<Envelope, DecodeError>;
+}
+
+/// The default codec: compact JSON, byte-compatible with socket-ipc's JSON transcoder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonTranscoder;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct JsonDecoder;
+
+impl Transcoder for JsonTranscoder {
+    fn encode(
+        &self,
+        topic: &str,
+        message: Option<&Value>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        wire::encode(topic, message, out)
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::new(JsonDecoder)
+    }
+}
+
+impl Decoder for JsonDecoder {
+    fn decode(&mut self, frame: &[u8]) -> Result<Envelope, DecodeError> {
+        wire::decode(frame)
+    }
+}
