@@ -17,8 +17,8 @@
 //!   [`stable_for`](OptionsBuilder::stable_for);
 //! - tags everything a connection reports with its [`ConnId`], so a late report from an
 //!   old connection cannot tear down the new one;
-//! - publishes [`Event`]s as a [`Stream`](futures_core_stream) and as callbacks, and the
-//!   [`State`] as a `watch`.
+//! - publishes [`Event`]s as an [`EventStream`] (a `futures` `Stream`) and as callbacks,
+//!   and the [`State`] as a `watch`.
 //!
 //! The event order of every scenario and each deliberate difference from
 //! `@connback/core` are in `docs/reconnect.md`.
@@ -88,8 +88,6 @@
 //! connection being made: the reader task it spawns calls [`Feed::heartbeat`] for each
 //! inbound message and [`Feed::close`] when the stream ends. The `reconnect_tcp` example of
 //! the workspace does this over a `connkit_core` TCP transport.
-//!
-//! [futures_core_stream]: https://docs.rs/futures-core/latest/futures_core/stream/trait.Stream.html
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(

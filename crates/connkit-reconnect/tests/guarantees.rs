@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use common::{Call, Harness, Scripted, Step, TestConn, expect, fail, ms, ok, opts};
 use connkit_reconnect::{
-    BackoffPolicy, Error, ErrorKind, Event, Jitter, Options, OptionsError, State, Strategy,
-    Supervisor,
+    Error, ErrorKind, Event, Jitter, Options, OptionsError, State, Strategy, Supervisor,
 };
 use futures_util::StreamExt;
 use tokio::time::Instant;
