@@ -84,18 +84,25 @@ pub trait Connector: Send + Sync + 'static {
     /// (30 s when there is none) for the future to finish after cancelling it; a connection
     /// returned after the cancellation is handed to [`close`](Self::close) with
     /// `force = true`, never leaked. Errors returned after the cancellation are not reported.
+    ///
+    /// Cancel safety: the supervisor runs this future in its own task and does not drop it
+    /// before it completes, except when it ignores the token for longer than that grace
+    /// period (or when the runtime shuts down). A panic here counts as a failed attempt.
     fn connect(&self, attempt: Attempt) -> impl Future<Output = Result<Self::Conn, Error>> + Send;
 
     /// Close a connection. `force` asks for an abrupt close (the connection is considered
     /// dead: keepalive miss, fed error, end(true)); otherwise close gracefully.
     ///
-    /// The supervisor calls it exactly once for every connection `connect` returned.
+    /// The supervisor calls it exactly once for every connection `connect` returned, and
+    /// runs the future to completion (in its own task, or awaited by
+    /// [`Supervisor::end`](crate::Supervisor::end)).
     fn close(&self, conn: Self::Conn, force: bool) -> impl Future<Output = ()> + Send;
 
     /// Elicit a heartbeat from the peer (send a ping message). Called by the keepalive after
     /// each quiet interval; the default does nothing, which leaves the keepalive as a pure
     /// watchdog ("something must arrive"). An error is treated as an error fed for this
-    /// connection.
+    /// connection. The future runs to completion in its own task; a ping that never finishes
+    /// does not delay the keepalive's deadline.
     fn ping(&self, conn: &Self::Conn) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = conn;
         async { Ok(()) }

@@ -931,3 +931,22 @@ async fn nothing_happens_before_start() {
     tokio::time::sleep(ms(1000)).await;
     assert!(conn.calls().is_empty());
 }
+
+// A connector that panics is a failed attempt, not a wedged supervisor.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_connector_is_a_failed_attempt() {
+    let h = Harness::start(vec![Step::Panic, ok(0)], opts());
+    h.until(500).await;
+    assert_eq!(
+        h.log(),
+        expect(&[
+            (
+                0,
+                "error: connect failed: the connect task ended without a result (did the connector panic?)"
+            ),
+            (0, "offline"),
+            (0, "reconnect attempt 2 in 100ms"),
+            (100, "connect #2"),
+        ])
+    );
+}

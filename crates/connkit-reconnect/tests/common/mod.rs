@@ -38,6 +38,8 @@ pub enum Step {
     Hang,
     /// Ignore the token and connect after `ok_after` ms anyway.
     IgnoreCancel { ok_after: u64 },
+    /// Panic inside `connect`.
+    Panic,
 }
 
 pub fn fail(after: u64) -> Step {
@@ -238,6 +240,7 @@ impl Connector for Scripted {
                 self.record(Call::Cancelled { id });
                 Err(cancelled())
             }
+            Step::Panic => panic!("scripted connector panic"),
             Step::IgnoreCancel { ok_after } => {
                 let me = self.clone();
                 let token = attempt.cancel_token().clone();
