@@ -183,7 +183,7 @@ fn names(events: &[Event]) -> Vec<String> {
     events.iter().map(ToString::to_string).collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_close_is_reconnected() {
     within(20, async {
         let mut c = client(echo_server().await, quick().stable_for(Duration::ZERO));
@@ -359,7 +359,7 @@ async fn keepalive_detects_a_server_that_stops_answering() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_reset_is_reconnected() {
     within(20, async {
         let server = echo_server().await;
