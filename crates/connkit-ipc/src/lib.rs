@@ -34,15 +34,17 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod client;
 mod error;
+mod router;
 mod server;
 pub mod transcoder;
 pub mod wire;
 
+pub use client::{Client, ClientEvent, ClientOptions, ClientState, Delay};
 pub use error::{BoxError, Error, Result};
-pub use server::{
-    HandlerGuard, Server, ServerEvent, ServerOptions, ServerState, SlowClient, Subscription,
-};
+pub use router::{HandlerGuard, Subscription};
+pub use server::{Server, ServerEvent, ServerOptions, ServerState, SlowClient};
 pub use transcoder::{JsonTranscoder, Transcoder};
 pub use wire::Envelope;
 
@@ -108,6 +110,7 @@ pub struct Incoming {
 #[derive(Clone)]
 enum Replier {
     Server(Weak<server::Shared>),
+    Client(Weak<client::Shared>),
 }
 
 impl fmt::Debug for Incoming {
@@ -138,6 +141,9 @@ impl Incoming {
                     topic: topic.to_owned(),
                 })?;
                 shared.send(topic, message.into().as_ref(), client).await
+            }
+            Replier::Client(shared) => {
+                client::reply_from_client(shared, topic, message.into().as_ref()).await
             }
         }
     }

@@ -2,26 +2,21 @@
 //! by topic, and sends to one client or broadcasts to all.
 
 use crate::error::{BoxError, Error, Result};
+use crate::router::{HandlerGuard, Router, Subscription};
 use crate::transcoder::{JsonTranscoder, Transcoder};
 use crate::{ClientId, Incoming, Replier};
 use bytes::Bytes;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
 use connkit_core::transport::{Listener, MessageSender, TransportOptions, listen};
 use connkit_core::{Endpoint, ErrorKind};
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
@@ -191,12 +186,12 @@ impl ServerOptions {
     /// [`Server::listen`].
     pub fn build(self) -> Server {
         let hub = EventHub::new(ServerState::Idle, self.event_capacity);
+        let router = Arc::new(Router::new(self.subscription_capacity));
         let shared = Arc::new(Shared {
             opts: self,
             hub,
             clients: Mutex::new(HashMap::new()),
-            routes: RwLock::new(Routes::default()),
-            next_route: AtomicU64::new(1),
+            router,
             stop_accept: CancellationToken::new(),
             stop_clients: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -217,26 +212,6 @@ impl ServerOptions {
     }
 }
 
-type HandlerFn = Arc<dyn Fn(Incoming) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
-
-struct Route<T> {
-    id: u64,
-    topic: Option<String>,
-    target: T,
-}
-
-impl<T> Route<T> {
-    fn matches(&self, topic: &str) -> bool {
-        self.topic.as_deref().is_none_or(|t| t == topic)
-    }
-}
-
-#[derive(Default)]
-struct Routes {
-    subs: Vec<Route<mpsc::Sender<Incoming>>>,
-    handlers: Vec<Route<HandlerFn>>,
-}
-
 struct ClientEntry {
     tx: MessageSender,
     kick: CancellationToken,
@@ -246,8 +221,7 @@ pub(crate) struct Shared {
     opts: ServerOptions,
     hub: EventHub<ServerState, ServerEvent>,
     clients: Mutex<HashMap<ClientId, ClientEntry>>,
-    routes: RwLock<Routes>,
-    next_route: AtomicU64,
+    router: Arc<Router>,
     stop_accept: CancellationToken,
     stop_clients: CancellationToken,
     tasks: TaskTracker,
@@ -357,24 +331,7 @@ impl Server {
     /// subscription's buffer is full, the sending client waits. Drop it to unsubscribe.
     #[must_use]
     pub fn subscribe(&self, topic: Option<&str>) -> Subscription {
-        let shared = self.shared();
-        let (tx, rx) = mpsc::channel(shared.opts.subscription_capacity);
-        let id = shared.next_route.fetch_add(1, Ordering::Relaxed);
-        shared
-            .routes
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .subs
-            .push(Route {
-                id,
-                topic: topic.map(str::to_owned),
-                target: tx,
-            });
-        Subscription {
-            rx,
-            id,
-            shared: Arc::downgrade(shared),
-        }
+        self.shared().router.subscribe(topic)
     }
 
     /// Run `handler` for each message on `topic` (or every topic with `None`), in order, on
@@ -389,26 +346,7 @@ impl Server {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let shared = self.shared();
-        let f: HandlerFn = Arc::new(move |m| {
-            let fut = handler(m);
-            Box::pin(async move { fut.await.map_err(Into::into) })
-        });
-        let id = shared.next_route.fetch_add(1, Ordering::Relaxed);
-        shared
-            .routes
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .handlers
-            .push(Route {
-                id,
-                topic: topic.map(str::to_owned),
-                target: f,
-            });
-        HandlerGuard {
-            id: Some(id),
-            shared: Arc::downgrade(shared),
-        }
+        self.shared().router.on(topic, handler)
     }
 
     /// The ids of the connected clients.
@@ -567,62 +505,13 @@ impl Shared {
             message: message.clone(),
             client,
         });
-        let (subs, handlers): (Vec<(u64, mpsc::Sender<Incoming>)>, Vec<HandlerFn>) = {
-            let routes = self
-                .routes
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            (
-                routes
-                    .subs
-                    .iter()
-                    .filter(|r| r.matches(&topic))
-                    .map(|r| (r.id, r.target.clone()))
-                    .collect(),
-                routes
-                    .handlers
-                    .iter()
-                    .filter(|r| r.matches(&topic))
-                    .map(|r| Arc::clone(&r.target))
-                    .collect(),
-            )
-        };
-        if subs.is_empty() && handlers.is_empty() {
-            return Ok(());
-        }
         let incoming = Incoming {
             topic,
             message,
             client: Some(client),
             replier: Replier::Server(Arc::downgrade(self)),
         };
-        for (id, tx) in subs {
-            if tx.send(incoming.clone()).await.is_err() {
-                self.remove_route(id);
-            }
-        }
-        for h in handlers {
-            let outcome = AssertUnwindSafe(h(incoming.clone())).catch_unwind().await;
-            let source: BoxError = match outcome {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e,
-                Err(panic) => panic_message(&panic).into(),
-            };
-            return Err(Error::Handler {
-                topic: incoming.topic.clone(),
-                source,
-            });
-        }
-        Ok(())
-    }
-
-    fn remove_route(&self, id: u64) {
-        let mut routes = self
-            .routes
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        routes.subs.retain(|r| r.id != id);
-        routes.handlers.retain(|r| r.id != id);
+        self.router.dispatch(&incoming).await
     }
 
     async fn close_gracefully(self: Arc<Self>) {
@@ -645,16 +534,6 @@ impl Shared {
         self.hub.set_state(ServerState::Closed);
         self.hub.emit(ServerEvent::Close);
         info!(path = %self.opts.path.display(), "ipc server closed");
-    }
-}
-
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("handler panicked: {s}")
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("handler panicked: {s}")
-    } else {
-        "handler panicked".to_owned()
     }
 }
 
@@ -751,72 +630,4 @@ async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connec
     }
     .instrument(span)
     .await;
-}
-
-/// Messages on one topic (or all), delivered reliably; see [`Server::subscribe`].
-pub struct Subscription {
-    rx: mpsc::Receiver<Incoming>,
-    id: u64,
-    shared: Weak<Shared>,
-}
-
-impl fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscription")
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-impl Subscription {
-    /// The next message; `None` once the server is gone. Cancel safe.
-    pub async fn recv(&mut self) -> Option<Incoming> {
-        self.rx.recv().await
-    }
-}
-
-impl futures_util::Stream for Subscription {
-    type Item = Incoming;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.remove_route(self.id);
-        }
-    }
-}
-
-/// Keeps a handler installed; dropping it removes the handler.
-#[must_use = "dropping the guard removes the handler at once; call .detach() to keep it"]
-pub struct HandlerGuard {
-    id: Option<u64>,
-    shared: Weak<Shared>,
-}
-
-impl fmt::Debug for HandlerGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HandlerGuard")
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-impl HandlerGuard {
-    /// Keep the handler for as long as the server lives.
-    pub fn detach(mut self) {
-        self.id = None;
-    }
-}
-
-impl Drop for HandlerGuard {
-    fn drop(&mut self) {
-        if let (Some(id), Some(shared)) = (self.id, self.shared.upgrade()) {
-            shared.remove_route(id);
-        }
-    }
 }

@@ -270,25 +270,23 @@ fn replace_lone_surrogates(text: &str) -> Option<String> {
         match b[i] {
             b'"' => in_string = !in_string,
             b'\\' if in_string => {
-                if b.get(i + 1) == Some(&b'u') {
-                    if let Some(unit) = hex(i + 2) {
-                        let is_high = (0xD800..0xDC00).contains(&unit);
-                        let is_low = (0xDC00..0xE000).contains(&unit);
-                        let paired = is_high
-                            && b.get(i + 6) == Some(&b'\\')
-                            && b.get(i + 7) == Some(&b'u')
-                            && hex(i + 8).is_some_and(|lo| (0xDC00..0xE000).contains(&lo));
-                        if paired {
-                            i += 12;
-                            continue;
-                        }
-                        if is_high || is_low {
-                            let buf = out.get_or_insert_with(|| b.to_vec());
-                            buf[i + 2..i + 6].copy_from_slice(b"fffd");
-                        }
-                        i += 6;
+                if let (Some(b'u'), Some(unit)) = (b.get(i + 1), hex(i + 2)) {
+                    let is_high = (0xD800..0xDC00).contains(&unit);
+                    let is_low = (0xDC00..0xE000).contains(&unit);
+                    let paired = is_high
+                        && b.get(i + 6) == Some(&b'\\')
+                        && b.get(i + 7) == Some(&b'u')
+                        && hex(i + 8).is_some_and(|lo| (0xDC00..0xE000).contains(&lo));
+                    if paired {
+                        i += 12;
                         continue;
                     }
+                    if is_high || is_low {
+                        let buf = out.get_or_insert_with(|| b.to_vec());
+                        buf[i + 2..i + 6].copy_from_slice(b"fffd");
+                    }
+                    i += 6;
+                    continue;
                 }
                 i += 2;
                 continue;
