@@ -375,7 +375,7 @@ fn generated_values(n: usize) -> Vec<Value> {
         let pick = next() % if depth > 3 { 5 } else { 7 };
         match pick {
             0 => Value::Null,
-            1 => Value::Bool(next() % 2 == 0),
+            1 => Value::Bool(next().is_multiple_of(2)),
             2 => {
                 let r = next();
                 match r % 6 {
