@@ -5,6 +5,8 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+mod ipc;
+
 /// Keep connections alive: JSTP RPC, socket-file IPC and session backends from the command line.
 #[derive(Debug, Parser)]
 #[command(name = "connkit", version, about, long_about = None)]
@@ -15,6 +17,9 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Socket-file IPC, wire-compatible with @crussell52/socket-ipc 0.4.0.
+    #[command(subcommand)]
+    Ipc(ipc::IpcCommand),
     /// Parse an endpoint URL and print it as JSON (scheme, host, port, path).
     Endpoint {
         /// tcp://host:port, tls://host:port, unix:///path, ws://host:port/path or wss://…
@@ -22,12 +27,81 @@ enum Command {
     },
 }
 
+/// Why a command failed, and the exit code that says so: 1 for a runtime failure (no
+/// server, timeout), 2 for bad arguments.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+/// Print one JSON value as one line on stdout.
+pub(crate) fn print_json(v: &serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+fn finish(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("connkit: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
 fn init_tracing() {
+    use std::io::IsTerminal;
+    // The commands print their own errors; library logs only with RUST_LOG set.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -40,6 +114,7 @@ fn main() -> ExitCode {
             let _ = Cli::command().print_help();
             ExitCode::SUCCESS
         }
+        Some(Command::Ipc(cmd)) => finish(runtime().and_then(|rt| rt.block_on(ipc::run(cmd)))),
         Some(Command::Endpoint { url }) => match url.parse::<connkit::Endpoint>() {
             Ok(ep) => {
                 let out = serde_json::json!({

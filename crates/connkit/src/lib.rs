@@ -50,3 +50,11 @@ cfg_feature! {
     /// with backoff, keepalive and lifecycle events.
     pub use connkit_reconnect as reconnect;
 }
+
+cfg_feature! {
+    "ipc",
+    /// Socket-file IPC (`connkit-ipc`): a [`Server`](ipc::Server) and auto-reconnecting
+    /// [`Client`](ipc::Client)s exchanging `{topic, message}` messages, wire-compatible with
+    /// `@crussell52/socket-ipc` 0.4.0.
+    pub use connkit_ipc as ipc;
+}
