@@ -419,8 +419,7 @@ impl Parser<'_> {
                     items.push(Value::Undefined);
                     self.pos += 1;
                 }
-                None => return Err(self.unexpected(Expected::ValueOrArrayEnd)),
-                Some(_) => {
+                Some(b) if starts_value(b) => {
                     items.push(self.value()?);
                     self.skip_clutter()?;
                     match self.peek() {
@@ -432,6 +431,7 @@ impl Parser<'_> {
                         _ => return Err(self.unexpected(Expected::CommaOrArrayEnd)),
                     }
                 }
+                _ => return Err(self.unexpected(Expected::ValueOrArrayEnd)),
             }
         }
         self.depth -= 1;
@@ -836,6 +836,15 @@ impl Parser<'_> {
                 .fold(0u32, |acc, &d| (acc << 4) | u32::from(hex_value(d))),
         )
     }
+}
+
+/// Whether a value can start with byte `b` (see `Parser::value`).
+fn starts_value(b: u8) -> bool {
+    matches!(
+        b,
+        b'{' | b'[' | b'\'' | b'"' | b'0'
+            ..=b'9' | b'-' | b'+' | b'.' | b't' | b'f' | b'n' | b'u' | b'N' | b'I'
+    )
 }
 
 /// The character at the start of `bytes` and its length in bytes, if it is valid UTF-8.
