@@ -5,6 +5,7 @@
 use criterion::{criterion_group, criterion_main};
 
 mod core;
+mod jstp;
 
-criterion_group!(benches, core::framing, core::transport);
+criterion_group!(benches, core::framing, core::transport, jstp::value);
 criterion_main!(benches);
