@@ -83,6 +83,34 @@ pub(crate) fn transport(c: &mut Criterion) {
         });
         let scheme = url.split(':').next().unwrap_or("?").to_owned();
         let msg = Bytes::from(vec![b'a'; 100]);
+        const BATCH: u64 = 10_000;
+        g.throughput(Throughput::Elements(BATCH));
+        g.bench_with_input(
+            BenchmarkId::new("pipelined 100 B", &scheme),
+            &msg,
+            |b, msg| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = std::time::Instant::now();
+                        for _ in 0..iters {
+                            let tx = tx.clone();
+                            let m = msg.clone();
+                            let sender = tokio::spawn(async move {
+                                for _ in 0..BATCH {
+                                    tx.send(m.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+                                }
+                            });
+                            for _ in 0..BATCH {
+                                black_box(rx.recv().await);
+                            }
+                            sender.await.unwrap_or_else(|e| panic!("{e}"));
+                        }
+                        start.elapsed()
+                    })
+                });
+            },
+        );
+        g.throughput(Throughput::Elements(1));
         g.bench_with_input(BenchmarkId::new("100 B", scheme), &msg, |b, msg| {
             b.iter_custom(|iters| {
                 rt.block_on(async {

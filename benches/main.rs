@@ -5,7 +5,15 @@
 use criterion::{criterion_group, criterion_main};
 
 mod core;
+mod ipc;
 mod jstp;
 
-criterion_group!(benches, core::framing, core::transport, jstp::value);
+criterion_group!(
+    benches,
+    core::framing,
+    core::transport,
+    ipc::codec,
+    ipc::round_trips,
+    jstp::value
+);
 criterion_main!(benches);

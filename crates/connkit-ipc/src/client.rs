@@ -569,10 +569,12 @@ async fn read_loop(
                     });
                 }
                 Ok(env) => {
-                    shared.hub.emit(ClientEvent::Message {
-                        topic: env.topic.clone(),
-                        message: env.message.clone(),
-                    });
+                    if shared.hub.subscriber_count() > 0 {
+                        shared.hub.emit(ClientEvent::Message {
+                            topic: env.topic.clone(),
+                            message: env.message.clone(),
+                        });
+                    }
                     let incoming = Incoming {
                         topic: env.topic,
                         message: env.message,

@@ -500,11 +500,13 @@ impl Shared {
         message: Option<Value>,
         client: ClientId,
     ) -> Result<()> {
-        self.hub.emit(ServerEvent::Message {
-            topic: topic.clone(),
-            message: message.clone(),
-            client,
-        });
+        if self.hub.subscriber_count() > 0 {
+            self.hub.emit(ServerEvent::Message {
+                topic: topic.clone(),
+                message: message.clone(),
+                client,
+            });
+        }
         let incoming = Incoming {
             topic,
             message,
