@@ -10,7 +10,12 @@
 //!   serializer that writes the bytes Node writes, and `serde` conversions for your own
 //!   types.
 //!
-//! Messages, connections, the client and the server are built on top of it.
+//! - [`message`]: the typed [`Message`](message::Message) of spec §4, read by Node's rules
+//!   and written with the kind first and the verb second; [`RemoteError`] and the error
+//!   codes of spec §5 ([`error`]).
+//! - [`semver_range`]: node-semver ranges, for choosing application versions.
+//!
+//! Connections, the client and the server are built on top of these.
 //!
 //! # Example
 //!
@@ -48,7 +53,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod error;
+#[allow(dead_code)] // its hot-path writers serve the connection, which lands next
+pub mod message;
+pub mod semver_range;
 pub mod value;
+
+pub use error::{Error, RemoteError, Result};
 
 pub use value::{
     Object, ParseError, ParseOptions, SerdeError, SerializeError, Value, from_value, parse,
