@@ -188,7 +188,9 @@ impl RemoteError {
                     None => Self::text(value.to_string()),
                 }
             }
-            Value::Number(_) => value.as_i64().map_or_else(|| Self::text(value.to_string()), Self::new),
+            Value::Number(_) => value
+                .as_i64()
+                .map_or_else(|| Self::text(value.to_string()), Self::new),
             Value::String(s) => Self::text(s.clone()),
             other => Self::text(other.to_string()),
         }
@@ -334,15 +336,15 @@ mod tests {
         let e = RemoteError::new(100)
             .message("Division by zero")
             .info(vec!["a".into(), 1.into()]);
-        assert_eq!(
-            e.to_value().to_string(),
-            "[100,'Division by zero','a',1]"
-        );
+        assert_eq!(e.to_value().to_string(), "[100,'Division by zero','a',1]");
         // Info without a message is not sent (Node: the message is the code's text).
         let e = RemoteError::new(100).info(vec![1.into()]);
         assert_eq!(e.to_value().to_string(), "[100]");
         assert_eq!(e.text_message(), "100");
-        assert_eq!(RemoteError::text("nope").to_value().to_string(), "[1,'nope']");
+        assert_eq!(
+            RemoteError::text("nope").to_value().to_string(),
+            "[1,'nope']"
+        );
         assert_eq!(RemoteError::from("nope").code(), 1);
         assert_eq!(RemoteError::from(14).to_value().to_string(), "[14]");
     }

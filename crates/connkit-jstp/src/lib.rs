@@ -3,21 +3,56 @@
 //! JSTP, the metarhia JavaScript Transfer Protocol, wire-compatible with
 //! `@metarhia/jstp` 2.3.0.
 //!
-//! This first part is the data layer every other part builds on:
-//!
+//! - [`ServerOptions`] → [`Server`]: serve [`Application`]s on any number of endpoints at
+//!   once (`tcp://`, `tls://`, `unix://`, `ws://`, `wss://`), with anonymous, `login` and
+//!   custom handshakes ([`AuthPolicy`]), version choice by node-semver ranges
+//!   ([`Applications`], [`semver_range`]), events, broadcast, server → client calls, a
+//!   registry of clients and a [`Stream`](futures_util::Stream) of [`ServerEvent`]s.
+//! - [`ClientOptions`] → [`Client`]: connect to `'name'`, `'name@range'` or
+//!   `(name, version)`; untyped and typed (`serde`) calls; events per interface; inspect
+//!   ([`RemoteProxy`]); ping; a client-side [`Application`] the server can call.
+//! - [`message`]: the typed [`Message`](message::Message) and its wire rules;
+//!   [`RemoteError`] and the error codes of spec §5.
 //! - [`value`]: the [`Value`] model (with `undefined` apart from `null`, ordered object keys,
 //!   `f64` numbers), the parser for the mdsf text format that JSTP messages use, the
 //!   serializer that writes the bytes Node writes, and `serde` conversions for your own
 //!   types.
 //!
-//! - [`message`]: the typed [`Message`](message::Message) of spec §4, read by Node's rules
-//!   and written with the kind first and the verb second; [`RemoteError`] and the error
-//!   codes of spec §5 ([`error`]).
-//! - [`semver_range`]: node-semver ranges, for choosing application versions.
+//! `docs/jstp.md` is the guide, with what connkit does for each quirk of the Node library.
 //!
-//! Connections, the client and the server are built on top of these.
+//! # A server and a client
 //!
-//! # Example
+//! ```no_run
+//! use connkit_jstp::{Application, Client, Interface, RemoteError, ServerOptions, Value};
+//!
+//! # async fn demo() -> Result<(), connkit_jstp::Error> {
+//! let calc = Application::new("calc", semver::Version::new(1, 0, 0)).interface(
+//!     "calculator",
+//!     Interface::new()
+//!         .method("add", |_ctx, (a, b): (f64, f64)| async move { Ok(a + b) })
+//!         .method("divide", |_ctx, (a, b): (f64, f64)| async move {
+//!             if b == 0.0 {
+//!                 return Err(RemoteError::new(100).message("Division by zero"));
+//!             }
+//!             Ok(a / b)
+//!         }),
+//! );
+//! let server = ServerOptions::new()
+//!     .application(calc)
+//!     .listen(["tcp://127.0.0.1:0".parse()?, "ws://127.0.0.1:0".parse()?])
+//!     .await?;
+//!
+//! let client = Client::connect(&server.endpoints()[0], "calc@^1.0.0").await?;
+//! let sum: f64 = client.call_typed("calculator", "add", &(2, 3)).await?;
+//! assert_eq!(sum, 5.0);
+//! let err = client.call("calculator", "divide", [Value::from(1), Value::from(0)]).await;
+//! assert_eq!(err.unwrap_err().remote().map(|e| e.code()), Some(100));
+//! client.close().await;
+//! server.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Values
 //!
 //! ```
 //! use connkit_jstp::{Value, from_value, to_value, value};
@@ -53,14 +88,26 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod app;
+mod client;
+mod connection;
 pub mod error;
-#[allow(dead_code)] // its hot-path writers serve the connection, which lands next
 pub mod message;
 pub mod semver_range;
+mod server;
 pub mod value;
 
+pub use app::{Application, Applications, Interface};
+pub use client::{AppTarget, Client, ClientOptions};
+pub use connection::{
+    ClientConnection, Connection, ConnectionEvent, ConnectionState, Context, RemoteEvent,
+    RemoteEvents, RemoteProxy, Role,
+};
 pub use error::{Error, RemoteError, Result};
-
+pub use server::{
+    AuthPolicy, AuthRequest, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_MESSAGE_LEN, Logins, Server,
+    ServerEvent, ServerOptions, ServerState, WS_SUBPROTOCOL,
+};
 pub use value::{
     Object, ParseError, ParseOptions, SerdeError, SerializeError, Value, from_value, parse,
     serialize, to_value,

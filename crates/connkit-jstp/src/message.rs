@@ -233,9 +233,7 @@ impl Message {
             }
             "callback" => {
                 let mut rest: Vec<(String, Value)> = verb.into_iter().chain(members).collect();
-                let ok = rest
-                    .iter()
-                    .position(|(k, v)| k == "ok" && v.is_truthy());
+                let ok = rest.iter().position(|(k, v)| k == "ok" && v.is_truthy());
                 let result = match ok {
                     Some(i) => match rest.swap_remove(i).1 {
                         Value::Array(values) => Ok(values),
@@ -335,7 +333,10 @@ impl Message {
                 args,
                 ..
             } => {
-                o.insert("call", Value::Array(vec![id, Value::from(interface.as_str())]));
+                o.insert(
+                    "call",
+                    Value::Array(vec![id, Value::from(interface.as_str())]),
+                );
                 o.insert(method.as_str(), args.clone());
             }
             Message::Callback { result, .. } => {
@@ -351,11 +352,17 @@ impl Message {
                 args,
                 ..
             } => {
-                o.insert("event", Value::Array(vec![id, Value::from(interface.as_str())]));
+                o.insert(
+                    "event",
+                    Value::Array(vec![id, Value::from(interface.as_str())]),
+                );
                 o.insert(event.as_str(), args.clone());
             }
             Message::Inspect { interface, .. } => {
-                o.insert("inspect", Value::Array(vec![id, Value::from(interface.as_str())]));
+                o.insert(
+                    "inspect",
+                    Value::Array(vec![id, Value::from(interface.as_str())]),
+                );
             }
             Message::Ping { .. } => {
                 o.insert("ping", Value::Array(vec![id]));
@@ -647,18 +654,51 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_typed_errors() {
-        assert!(matches!(parse("[1,2]"), Err(MessageError::NotAnObject("array"))));
-        assert!(matches!(parse("42"), Err(MessageError::NotAnObject("number"))));
+        assert!(matches!(
+            parse("[1,2]"),
+            Err(MessageError::NotAnObject("array"))
+        ));
+        assert!(matches!(
+            parse("42"),
+            Err(MessageError::NotAnObject("number"))
+        ));
         assert!(matches!(parse("{ }"), Ok(Message::Heartbeat)));
-        assert!(matches!(parse("{call:5}"), Err(MessageError::BadHeader { .. })));
-        assert!(matches!(parse("{call:['x','c'],a:[]}"), Err(MessageError::BadHeader { .. })));
-        assert!(matches!(parse("{call:[1],a:[]}"), Err(MessageError::BadHeader { .. })));
-        assert!(matches!(parse("{call:[1.5,'c'],a:[]}"), Err(MessageError::BadHeader { .. })));
-        assert!(matches!(parse("{ping:[]}"), Err(MessageError::BadHeader { .. })));
-        assert!(matches!(parse("{handshake:[0]}"), Err(MessageError::NoResult { id: 0, .. })));
-        assert!(matches!(parse("{callback:[3],ok:5}"), Err(MessageError::NoResult { id: 3, .. })));
-        assert!(matches!(parse("{callback:[3]}"), Err(MessageError::NoResult { .. })));
-        assert!(matches!(parse("{call:[1,'c'],a:[]}\0"), Err(MessageError::Parse(_))));
+        assert!(matches!(
+            parse("{call:5}"),
+            Err(MessageError::BadHeader { .. })
+        ));
+        assert!(matches!(
+            parse("{call:['x','c'],a:[]}"),
+            Err(MessageError::BadHeader { .. })
+        ));
+        assert!(matches!(
+            parse("{call:[1],a:[]}"),
+            Err(MessageError::BadHeader { .. })
+        ));
+        assert!(matches!(
+            parse("{call:[1.5,'c'],a:[]}"),
+            Err(MessageError::BadHeader { .. })
+        ));
+        assert!(matches!(
+            parse("{ping:[]}"),
+            Err(MessageError::BadHeader { .. })
+        ));
+        assert!(matches!(
+            parse("{handshake:[0]}"),
+            Err(MessageError::NoResult { id: 0, .. })
+        ));
+        assert!(matches!(
+            parse("{callback:[3],ok:5}"),
+            Err(MessageError::NoResult { id: 3, .. })
+        ));
+        assert!(matches!(
+            parse("{callback:[3]}"),
+            Err(MessageError::NoResult { .. })
+        ));
+        assert!(matches!(
+            parse("{call:[1,'c'],a:[]}\0"),
+            Err(MessageError::Parse(_))
+        ));
         assert!(matches!(parse(""), Err(MessageError::Parse(_))));
     }
 
@@ -669,7 +709,10 @@ mod tests {
             parse("{handshake:[0,''],ok:'x'}").unwrap(),
             Message::HandshakeReply { .. }
         ));
-        assert!(matches!(parse("{handshake:[0,'']}"), Err(MessageError::NoResult { .. })));
+        assert!(matches!(
+            parse("{handshake:[0,'']}"),
+            Err(MessageError::NoResult { .. })
+        ));
     }
 
     #[test]
@@ -738,7 +781,10 @@ mod tests {
             }
             .to_bytes()
             .unwrap();
-            assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(slow).unwrap()
+            );
         }
         for id in [0, 1, -1, 9, 10, -10, i64::MAX, i64::MIN] {
             let mut out = Vec::new();

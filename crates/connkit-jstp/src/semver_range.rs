@@ -335,7 +335,9 @@ fn parse_partial(s: &str) -> Option<Partial> {
         major,
         minor,
         patch,
-        pre: pre.map(|p| p.split('.').map(pre_id).collect()).unwrap_or_default(),
+        pre: pre
+            .map(|p| p.split('.').map(pre_id).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -348,13 +350,16 @@ fn parse_exact(s: &str) -> Option<Ver> {
     let body = s.strip_prefix('v').unwrap_or(s);
     let (main, pre, _) = split_pre_build(body)?;
     let mut parts = main.split('.');
-    let (Some(a), Some(b), Some(c), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(a), Some(b), Some(c), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return None;
     };
     Some(
-        Ver::new(numeric(a)?, numeric(b)?, numeric(c)?)
-            .with_pre(&pre.map(|p| p.split('.').map(pre_id).collect::<Vec<_>>()).unwrap_or_default()),
+        Ver::new(numeric(a)?, numeric(b)?, numeric(c)?).with_pre(
+            &pre.map(|p| p.split('.').map(pre_id).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        ),
     )
 }
 
@@ -371,7 +376,13 @@ fn js_space(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
     )
 }
 
@@ -392,7 +403,11 @@ impl Range {
         let err = || RangeError {
             input: text.to_owned(),
         };
-        let raw = text.split(js_space).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+        let raw = text
+            .split(js_space)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut sets = Vec::new();
         for alternative in raw.split("||") {
             sets.push(parse_set(alternative.trim_matches(js_space)).map_err(|()| err())?);
@@ -482,7 +497,10 @@ fn hyphen(from: &Partial, to: &Partial) -> Result<Vec<Comparator>, ()> {
     } else if from.minor.is_x() {
         out.push(Comparator::new(Op::Ge, Ver::new(from.major.n(), 0, 0))?);
     } else if from.patch.is_x() {
-        out.push(Comparator::new(Op::Ge, Ver::new(from.major.n(), from.minor.n(), 0))?);
+        out.push(Comparator::new(
+            Op::Ge,
+            Ver::new(from.major.n(), from.minor.n(), 0),
+        )?);
     } else if from.plain_prefix {
         out.push(Comparator::new(Op::Ge, from.full())?);
     } else {
@@ -493,7 +511,10 @@ fn hyphen(from: &Partial, to: &Partial) -> Result<Vec<Comparator>, ()> {
     } else if to.minor.is_x() {
         out.push(Comparator::new(Op::Lt, Ver::new(to.major.n() + 1, 0, 0))?);
     } else if to.patch.is_x() {
-        out.push(Comparator::new(Op::Lt, Ver::new(to.major.n(), to.minor.n() + 1, 0))?);
+        out.push(Comparator::new(
+            Op::Lt,
+            Ver::new(to.major.n(), to.minor.n() + 1, 0),
+        )?);
     } else if !to.pre.is_empty() || to.plain_prefix {
         out.push(Comparator::new(Op::Le, to.full())?);
     } else {
@@ -533,7 +554,10 @@ fn parse_token(token: &str) -> Result<Vec<Comparator>, ()> {
 }
 
 fn two(lo: Ver, hi: Ver) -> Result<Vec<Comparator>, ()> {
-    Ok(vec![Comparator::new(Op::Ge, lo)?, Comparator::new(Op::Lt, hi)?])
+    Ok(vec![
+        Comparator::new(Op::Ge, lo)?,
+        Comparator::new(Op::Lt, hi)?,
+    ])
 }
 
 fn tilde(p: &Partial) -> Result<Vec<Comparator>, ()> {
@@ -545,7 +569,10 @@ fn tilde(p: &Partial) -> Result<Vec<Comparator>, ()> {
     } else if p.patch.is_x() {
         two(Ver::new(ma, mi, 0), Ver::new(ma, mi + 1, 0))
     } else {
-        two(Ver::new(ma, mi, pa).with_pre(&p.pre), Ver::new(ma, mi + 1, 0))
+        two(
+            Ver::new(ma, mi, pa).with_pre(&p.pre),
+            Ver::new(ma, mi + 1, 0),
+        )
     }
 }
 
@@ -584,7 +611,10 @@ fn xrange(op: Option<Op>, p: &Partial) -> Result<Vec<Comparator>, ()> {
         return Ok(match op {
             Some(Op::Gt | Op::Lt) => {
                 // Nothing is allowed: `<0.0.0-0`.
-                vec![Comparator::new(Op::Lt, Ver::new(0, 0, 0).with_pre(&[PreId::Num(0)]))?]
+                vec![Comparator::new(
+                    Op::Lt,
+                    Ver::new(0, 0, 0).with_pre(&[PreId::Num(0)]),
+                )?]
             }
             _ => vec![Comparator::any()],
         });
@@ -674,12 +704,31 @@ mod tests {
 
     #[test]
     fn is_exact_follows_semver_valid() {
-        for s in ["1.0.0", "v1.0.0", "0.0.0", "1.2.3-rc.1", "1.2.3+b.1", "1.2.3-0.a-b+x"] {
+        for s in [
+            "1.0.0",
+            "v1.0.0",
+            "0.0.0",
+            "1.2.3-rc.1",
+            "1.2.3+b.1",
+            "1.2.3-0.a-b+x",
+        ] {
             assert!(is_exact(s), "{s}");
         }
         for s in [
-            "1", "1.0", "^1.0.0", "=1.0.0", " 1.0.0", "1.0.0 ", "01.0.0", "1.0.x", "1.0.0-01",
-            "1.0.0-", "1.0.0+", "", "vv1.0.0", "9007199254740992.0.0",
+            "1",
+            "1.0",
+            "^1.0.0",
+            "=1.0.0",
+            " 1.0.0",
+            "1.0.0 ",
+            "01.0.0",
+            "1.0.x",
+            "1.0.0-01",
+            "1.0.0-",
+            "1.0.0+",
+            "",
+            "vv1.0.0",
+            "9007199254740992.0.0",
         ] {
             assert!(!is_exact(s), "{s}");
         }
@@ -716,7 +765,10 @@ mod tests {
         yes("~0.2.3", &["0.2.4"]);
         no("~0.2.3", &["0.3.0"]);
         yes("~ 1.2.3", &["1.2.4"]);
-        yes("~1.2.3-beta.2", &["1.2.3-beta.2", "1.2.3-beta.10", "1.2.3", "1.2.4"]);
+        yes(
+            "~1.2.3-beta.2",
+            &["1.2.3-beta.2", "1.2.3-beta.10", "1.2.3", "1.2.4"],
+        );
         no("~1.2.3-beta.2", &["1.2.3-beta.1", "1.2.4-beta.2", "1.3.0"]);
     }
 
@@ -787,7 +839,10 @@ mod tests {
 
     #[test]
     fn prereleases_only_when_the_range_names_them() {
-        yes("^1.2.3-beta.1", &["1.2.3-beta.1", "1.2.3-beta.2", "1.2.3", "1.9.0"]);
+        yes(
+            "^1.2.3-beta.1",
+            &["1.2.3-beta.1", "1.2.3-beta.2", "1.2.3", "1.9.0"],
+        );
         no("^1.2.3-beta.1", &["1.2.4-alpha", "1.2.3-alpha", "2.0.0-0"]);
         yes(">=1.0.0-rc.1", &["1.0.0-rc.2", "1.0.0", "3.0.0"]);
         no(">=1.0.0-rc.1", &["1.0.1-rc.1"]);
@@ -802,13 +857,40 @@ mod tests {
     #[test]
     fn invalid_ranges() {
         for bad in [
-            "1.2.3.4", "01", "1.02", "^01.2.3", "abc", "1.2.3-", ">", ">=", "~", "^", "1.2.3 foo",
-            ">==1.2.3", "=>1.2.3", "vv1.2.3", "1.2-beta", "1.2.3-01", "9007199254740992",
-            "^9007199254740992.0.0", "1.2.3 -", ">=1.2.3 || abc",
+            "1.2.3.4",
+            "01",
+            "1.02",
+            "^01.2.3",
+            "abc",
+            "1.2.3-",
+            ">",
+            ">=",
+            "~",
+            "^",
+            "1.2.3 foo",
+            ">==1.2.3",
+            "=>1.2.3",
+            "vv1.2.3",
+            "1.2-beta",
+            "1.2.3-01",
+            "9007199254740992",
+            "^9007199254740992.0.0",
+            "1.2.3 -",
+            ">=1.2.3 || abc",
         ] {
             assert!(Range::parse(bad).is_err(), "{bad:?} should be invalid");
         }
-        for good in ["1", "1.2", "v1", "=1", " ^1.0.0 ", "~> 1.2", "1.2.3+build", "x.x.x", "<=0.7.x"] {
+        for good in [
+            "1",
+            "1.2",
+            "v1",
+            "=1",
+            " ^1.0.0 ",
+            "~> 1.2",
+            "1.2.3+build",
+            "x.x.x",
+            "<=0.7.x",
+        ] {
             assert!(Range::parse(good).is_ok(), "{good:?} should be valid");
         }
         assert_eq!(Range::parse("1.2.3.4").unwrap_err().input(), "1.2.3.4");
@@ -816,6 +898,9 @@ mod tests {
 
     #[test]
     fn display_collapses_whitespace() {
-        assert_eq!(Range::parse("  >=1.0.0\t <2 ").unwrap().to_string(), ">=1.0.0 <2");
+        assert_eq!(
+            Range::parse("  >=1.0.0\t <2 ").unwrap().to_string(),
+            ">=1.0.0 <2"
+        );
     }
 }

@@ -1,0 +1,443 @@
+//! The JSTP client: connect to an application on any endpoint, handshake (anonymous, `login`
+//! or a custom strategy), then call, listen and inspect through a [`Client`].
+
+use crate::app::Application;
+use crate::connection::{
+    Connection, ConnectionState, REMOTE_EVENT_CAPACITY, Role, Shared, Task, new_connection,
+    next_connection_id,
+};
+use crate::error::{ERR_NO_HANDSHAKE_RESPONSE, ERR_NOT_A_SERVER, Error, RemoteError, Result};
+use crate::message::{Message, MessageError};
+use crate::semver_range::Range;
+use crate::server::{DEFAULT_MAX_MESSAGE_LEN, WS_SUBPROTOCOL};
+use crate::value::{self, Value};
+use connkit_core::Endpoint;
+use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub};
+use connkit_core::tls::TlsClientConfig;
+use connkit_core::transport::{MessageReceiver, MessageSender, TransportOptions, connect};
+use futures_util::StreamExt;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tracing::{Instrument, debug};
+
+/// Which application to ask for: a name and optionally a version or node-semver range.
+///
+/// From `"name"`, `"name@range"` (split at the **last** `@`, so `"@scope/app@1.x"` works;
+/// `"name@"` asks for no version), `(name, range)` or `(name, semver::Version)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppTarget {
+    /// The application name.
+    pub name: String,
+    /// The version or range (`None`: the latest).
+    pub version: Option<String>,
+}
+
+impl AppTarget {
+    /// `name` with `version` (`None` for the latest).
+    #[must_use]
+    pub fn new(name: impl Into<String>, version: Option<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: version.filter(|v| !v.is_empty()),
+        }
+    }
+}
+
+impl From<&str> for AppTarget {
+    fn from(s: &str) -> Self {
+        match s.rsplit_once('@') {
+            Some((name, version)) => Self::new(name, Some(version.to_owned())),
+            None => Self::new(s, None),
+        }
+    }
+}
+
+impl From<String> for AppTarget {
+    fn from(s: String) -> Self {
+        Self::from(s.as_str())
+    }
+}
+
+impl From<&String> for AppTarget {
+    fn from(s: &String) -> Self {
+        Self::from(s.as_str())
+    }
+}
+
+impl From<(&str, &str)> for AppTarget {
+    fn from((name, version): (&str, &str)) -> Self {
+        Self::new(name, Some(version.to_owned()))
+    }
+}
+
+impl From<(&str, semver::Version)> for AppTarget {
+    fn from((name, version): (&str, semver::Version)) -> Self {
+        Self::new(name, Some(version.to_string()))
+    }
+}
+
+impl fmt::Display for AppTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.version {
+            Some(v) => write!(f, "{}@{v}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Options for a [`Client`]; [`connect`](Self::connect) opens one.
+#[derive(Clone)]
+#[must_use]
+pub struct ClientOptions {
+    application: Arc<Application>,
+    strategy: Option<(String, Value)>,
+    tls: Option<TlsClientConfig>,
+    connect_timeout: Duration,
+    max_message_len: usize,
+    queue: usize,
+    close_grace: Duration,
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("application", &self.application.to_string())
+            .field("strategy", &self.strategy.as_ref().map(|(s, _)| s))
+            .field("tls", &self.tls.is_some())
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientOptions {
+    /// Anonymous; the empty client application `jstp` 1.0.0; a 30 s limit for connecting
+    /// and handshaking; 8 MiB messages; 1024 queued messages; a 2 s close grace.
+    pub fn new() -> Self {
+        Self {
+            application: Arc::new(Application::empty_client()),
+            strategy: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(30),
+            max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            queue: 1024,
+            close_grace: Duration::from_secs(2),
+        }
+    }
+
+    /// The client's own application: the methods the server may call and the event
+    /// handlers.
+    ///
+    /// ```no_run
+    /// # use connkit_jstp::{Application, ClientOptions, Interface};
+    /// let app = Application::new("client", semver::Version::new(1, 0, 0)).interface(
+    ///     "clientSide",
+    ///     Interface::new().method("greet", |_ctx, (who,): (String,)| async move {
+    ///         Ok(format!("hello {who}"))
+    ///     }),
+    /// );
+    /// let opts = ClientOptions::new().application(app);
+    /// ```
+    pub fn application(mut self, app: Application) -> Self {
+        self.application = Arc::new(app);
+        self
+    }
+
+    /// Use the `login` strategy: `{handshake:[0,'app'],login:['user','password']}`.
+    ///
+    /// ```no_run
+    /// # use connkit_jstp::ClientOptions;
+    /// let opts = ClientOptions::new().login("user", "secret");
+    /// ```
+    pub fn login(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.strategy = Some((
+            "login".into(),
+            Value::from(vec![Value::from(user.into()), Value::from(password.into())]),
+        ));
+        self
+    }
+
+    /// Use a custom strategy: `{handshake:[0,'app'],<name>:<credentials>}`, decided by the
+    /// server's auth policy.
+    ///
+    /// ```no_run
+    /// # use connkit_jstp::{ClientOptions, Value};
+    /// let opts = ClientOptions::new().strategy("token", Value::from(vec!["abc"]));
+    /// ```
+    pub fn strategy(mut self, name: impl Into<String>, credentials: Value) -> Self {
+        self.strategy = Some((name.into(), credentials));
+        self
+    }
+
+    /// TLS for `tls://` and `wss://` endpoints.
+    ///
+    /// ```no_run
+    /// # use connkit_jstp::ClientOptions;
+    /// # use connkit_core::tls::TlsClientConfig;
+    /// let tls = TlsClientConfig::from_root_pem_file("ca.pem")?.server_name("localhost");
+    /// let opts = ClientOptions::new().tls(tls);
+    /// # Ok::<(), connkit_core::Error>(())
+    /// ```
+    pub fn tls(mut self, config: TlsClientConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The time limit for connecting and handshaking together (default 30 s).
+    ///
+    /// ```no_run
+    /// # use connkit_jstp::ClientOptions;
+    /// let opts = ClientOptions::new().connect_timeout(std::time::Duration::from_secs(5));
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest message accepted or sent (default 8 MiB).
+    ///
+    /// ```no_run
+    /// # use connkit_jstp::ClientOptions;
+    /// let opts = ClientOptions::new().max_message_len(1 << 20);
+    /// ```
+    pub fn max_message_len(mut self, len: usize) -> Self {
+        self.max_message_len = len;
+        self
+    }
+
+    /// How many messages may wait to be written (default 1024).
+    ///
+    /// ```no_run
+    /// # use connkit_jstp::ClientOptions;
+    /// let opts = ClientOptions::new().queue(4096);
+    /// ```
+    pub fn queue(mut self, messages: usize) -> Self {
+        self.queue = messages.max(1);
+        self
+    }
+
+    /// How long [`Connection::close`] waits for running methods and owed replies (default
+    /// 2 s).
+    ///
+    /// ```no_run
+    /// # use connkit_jstp::ClientOptions;
+    /// let opts = ClientOptions::new().close_grace(std::time::Duration::from_millis(500));
+    /// ```
+    pub fn close_grace(mut self, grace: Duration) -> Self {
+        self.close_grace = grace;
+        self
+    }
+
+    /// Connect to `endpoint` and handshake for `app` (`"name"`, `"name@range"`,
+    /// `("name", "range")`, …).
+    ///
+    /// The range is checked locally first (node-semver syntax); an invalid one fails with
+    /// [`Error::InvalidRange`] and nothing is sent.
+    ///
+    /// Cancel safe: if dropped, the half-open connection is dropped with it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRange`]; [`Error::Transport`] (refused, TLS, WebSocket upgrade
+    /// refused…); [`Error::Remote`] when the server refuses (10: no such application or
+    /// version, 11: credentials refused) or with −2 when it closes before replying;
+    /// [`Error::HandshakeTimeout`] past the connect timeout; [`Error::Protocol`].
+    pub async fn connect(&self, endpoint: &Endpoint, app: impl Into<AppTarget>) -> Result<Client> {
+        let target: AppTarget = app.into();
+        if let Some(range) = &target.version
+            && Range::parse(range).is_err()
+        {
+            return Err(Error::InvalidRange {
+                range: range.clone(),
+            });
+        }
+        let span = tracing::debug_span!("connkit.jstp.client", %endpoint, app = %target);
+        tokio::time::timeout(self.connect_timeout, self.connect_inner(endpoint, target))
+            .instrument(span)
+            .await
+            .map_err(|_| Error::HandshakeTimeout(self.connect_timeout))?
+    }
+
+    async fn connect_inner(&self, endpoint: &Endpoint, target: AppTarget) -> Result<Client> {
+        let mut topts = TransportOptions::new()
+            .ws_subprotocol(WS_SUBPROTOCOL)
+            .max_message_len(self.max_message_len)
+            .outbound_capacity(self.queue)
+            .connect_timeout(None);
+        if let Some(tls) = &self.tls {
+            topts = topts.tls_client(tls.clone());
+        }
+        let conn = connect(endpoint, &topts).await?;
+        let scheme = conn.info().scheme();
+        let peer = conn.info().peer().to_owned();
+        let (tx, mut rx) = conn.split();
+        let request = Message::HandshakeRequest {
+            id: 0,
+            app: target.name.clone(),
+            version: target.version.clone(),
+            strategy: self.strategy.clone(),
+        };
+        tx.send(request.to_bytes()?).await?;
+        let session_id = handshake_reply(&tx, &mut rx, scheme.is_websocket()).await?;
+        let username = match &self.strategy {
+            Some((s, creds)) if s == "login" => {
+                creds.at(0).and_then(Value::as_str).map(str::to_owned)
+            }
+            _ => None,
+        };
+        debug!(%session_id, "connected");
+        let (remote_events, _) = broadcast::channel(REMOTE_EVENT_CAPACITY);
+        let state = Shared {
+            id: next_connection_id(),
+            role: Role::Client,
+            scheme,
+            peer,
+            app: Arc::clone(&self.application),
+            remote_app: (target.name, target.version),
+            username,
+            session_id,
+            hub: EventHub::new(ConnectionState::Connected, DEFAULT_EVENT_CAPACITY),
+            remote_events,
+            stop: Default::default(),
+            closing: Default::default(),
+            max_message_len: self.max_message_len,
+        };
+        let (conn, parts) = new_connection(state, None, self.close_grace);
+        let span = tracing::debug_span!("connkit.jstp.conn", id = conn.id(), role = "client");
+        tokio::spawn(Task::new(parts, tx, rx).run().instrument(span));
+        Ok(Client { conn })
+    }
+}
+
+/// Wait for the server's handshake reply; returns the session id.
+async fn handshake_reply(tx: &MessageSender, rx: &mut MessageReceiver, ws: bool) -> Result<String> {
+    let no_reply = || Error::Remote(RemoteError::new(ERR_NO_HANDSHAKE_RESPONSE));
+    loop {
+        let frame = match rx.next().await {
+            None => return Err(no_reply()),
+            Some(Err(e)) if e.kind() == connkit_core::ErrorKind::Io => return Err(no_reply()),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(f)) => f,
+        };
+        let parsed = value::parse(&frame)
+            .map_err(|e| Error::Protocol(format!("the handshake reply does not parse: {e}")))?;
+        match Message::from_value(parsed) {
+            Ok(Message::HandshakeReply { result, .. }) => {
+                return match result {
+                    Ok(Value::String(s)) => Ok(s),
+                    Ok(other) => Ok(other.to_string()),
+                    Err(e) => Err(Error::Remote(e)),
+                };
+            }
+            Ok(Message::HandshakeRequest { .. }) => {
+                let _ = tx
+                    .send(format!("{{handshake:[0],error:[{ERR_NOT_A_SERVER}]}}"))
+                    .await;
+                tx.close().await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), tx.closed()).await;
+                return Err(Error::Protocol(
+                    "the server sent a handshake request".into(),
+                ));
+            }
+            Ok(Message::Heartbeat) => {}
+            Err(MessageError::NotAnObject(_)) if ws => {}
+            Ok(other) => {
+                return Err(Error::Protocol(format!(
+                    "a `{}` message before the handshake reply",
+                    other.kind()
+                )));
+            }
+            Err(e) => return Err(Error::Protocol(e.to_string())),
+        }
+    }
+}
+
+/// A connection to a JSTP server, made by [`ClientOptions::connect`] or
+/// [`Client::connect`]. Derefs to [`Connection`] for calls, events, inspect and ping.
+///
+/// Cheap to clone; dropping the last clone closes the connection gracefully.
+///
+/// ```no_run
+/// use connkit_jstp::{Client, Value};
+/// use futures_util::StreamExt;
+///
+/// # async fn demo() -> Result<(), connkit_jstp::Error> {
+/// let client = Client::connect(&"tcp://127.0.0.1:3000".parse()?, "calc@^1.0.0").await?;
+/// let sum: f64 = client.call_typed("calculator", "add", &(2, 3)).await?;
+/// assert_eq!(sum, 5.0);
+/// let mut ticks = client.remote_events(Some("calculator"));
+/// let n = client.call("calculator", "ticks", [Value::from(3)]).await?;
+/// while let Some(Ok(ev)) = ticks.next().await {
+///     println!("{} {:?}", ev.event, ev.args);
+/// #   break;
+/// }
+/// let proxy = client.inspect("calculator").await?;
+/// println!("{:?} {n:?}", proxy.methods());
+/// client.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    conn: Connection,
+}
+
+impl Client {
+    /// Connect with the default [`ClientOptions`] (anonymous).
+    ///
+    /// Cancel safe as [`ClientOptions::connect`].
+    ///
+    /// # Errors
+    /// As [`ClientOptions::connect`].
+    pub async fn connect(endpoint: &Endpoint, app: impl Into<AppTarget>) -> Result<Client> {
+        ClientOptions::new().connect(endpoint, app).await
+    }
+
+    /// The connection.
+    #[must_use]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, by value.
+    #[must_use]
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
+}
+
+impl std::ops::Deref for Client {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_at_the_last_at() {
+        assert_eq!(AppTarget::from("calc"), AppTarget::new("calc", None));
+        assert_eq!(
+            AppTarget::from("calc@^1.0.0"),
+            AppTarget::new("calc", Some("^1.0.0".into()))
+        );
+        assert_eq!(
+            AppTarget::from("@scope/app@1.x"),
+            AppTarget::new("@scope/app", Some("1.x".into()))
+        );
+        assert_eq!(AppTarget::from("calc@"), AppTarget::new("calc", None));
+        assert_eq!(
+            AppTarget::from(("calc", semver::Version::new(1, 2, 3))).to_string(),
+            "calc@1.2.3"
+        );
+    }
+}

@@ -1,0 +1,1215 @@
+//! One JSTP connection after its handshake: the task that owns it, the [`Outbox`] every
+//! originated message passes through, and the cheap [`Connection`] handle.
+//!
+//! One task per connection owns the transport halves and all protocol state (the id
+//! counter, the pending replies, the running handlers). Handles send it [`Command`]s over a
+//! bounded channel. Incoming calls run **inside** the task, concurrently, in a
+//! `FuturesUnordered`, so a slow method never blocks the others and no task is spawned per
+//! call. Outgoing frames produced in one turn of the loop are handed to the transport's
+//! writer together, which writes them with one syscall.
+
+use crate::app::{Application, Dispatch, EventFuture, MethodFuture, run_caught};
+use crate::error::{ERR_CALLBACK_LOST, ERR_INTERFACE_NOT_FOUND, Error, RemoteError, Result};
+use crate::message::{self, Id, Message, MessageError};
+use crate::value::{self, SerdeError, Value, from_value, to_value};
+use bytes::{BufMut, Bytes, BytesMut};
+use connkit_core::Scheme;
+use connkit_core::events::{EventHub, EventStream, Lagged};
+use connkit_core::transport::{MessageReceiver, MessageSender};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, trace, warn};
+
+/// Process-unique connection ids (as Node's `Connection#id`).
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn next_connection_id() -> u64 {
+    NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// How many commands or frames one turn of the loop takes at most.
+const TURN_BATCH: usize = 64;
+/// When this many frames wait for room in the transport queue, the task stops reading.
+const OVERFLOW_LIMIT: usize = 4096;
+/// Capacity of the command channel of a connection.
+pub(crate) const COMMAND_CAPACITY: usize = 1024;
+/// Capacity of the remote-event broadcast.
+pub(crate) const REMOTE_EVENT_CAPACITY: usize = 1024;
+
+/// Which side of the connection this is. Client ids count up from 0, server ids down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// This side connected (its ids count up: 0, 1, 2, …).
+    Client,
+    /// This side accepted (its ids count down: 0, −1, −2, …).
+    Server,
+}
+
+/// A connection's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// The handshake is done; messages flow.
+    Connected,
+    /// Closing: no new requests; running methods and pending replies get a grace period.
+    Closing,
+    /// Closed.
+    Closed,
+}
+
+/// Things that happen on one connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// An incoming message was ignored (an unknown kind, a reply with an unknown id, an
+    /// event whose arguments are not an array, a malformed header).
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// A method or event handler panicked (a method's caller got error 16).
+    HandlerPanicked {
+        /// `interface.method` or `interface.event`.
+        handler: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The connection closed; `error` says why when it was not a normal close.
+    Closed {
+        /// What ended it, if anything went wrong.
+        error: Option<Arc<Error>>,
+    },
+}
+
+/// An event received from the peer (`{event:[id,'interface'],name:[args]}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteEvent {
+    /// The interface.
+    pub interface: String,
+    /// The event name.
+    pub event: String,
+    /// The arguments.
+    pub args: Vec<Value>,
+}
+
+/// Told about connection-level happenings (the server uses it for its own events and its
+/// registry).
+pub(crate) trait Observer: Send + Sync + 'static {
+    fn rejected(&self, _conn: &Connection, _reason: &str) {}
+    fn panicked(&self, _conn: &Connection, _handler: &str, _message: &str) {}
+    fn remote_event(&self, _conn: &Connection, _event: &RemoteEvent) {}
+    fn closed(&self, _conn: &Connection, _error: Option<Arc<Error>>) {}
+}
+
+/// What the handles and the task share; fixed once the handshake is done.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) role: Role,
+    pub(crate) scheme: Scheme,
+    pub(crate) peer: String,
+    /// This side's application (the chosen one on a server, the client's own on a client).
+    pub(crate) app: Arc<Application>,
+    /// The other side's application as named in the handshake: the name and the version or
+    /// range asked for.
+    pub(crate) remote_app: (String, Option<String>),
+    pub(crate) username: Option<String>,
+    pub(crate) session_id: String,
+    pub(crate) hub: EventHub<ConnectionState, ConnectionEvent>,
+    pub(crate) remote_events: broadcast::Sender<RemoteEvent>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) closing: AtomicBool,
+    pub(crate) max_message_len: usize,
+}
+
+/// The kinds of message a side originates; each takes an id from the [`Outbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Call,
+    Event,
+    Inspect,
+    Ping,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static [u8] {
+        match self {
+            Kind::Call => b"{call:[",
+            Kind::Event => b"{event:[",
+            Kind::Inspect => b"{inspect:[",
+            Kind::Ping => b"{ping:[",
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Value>>>;
+
+/// A request from a handle to the connection task.
+pub(crate) enum Command {
+    /// Originate a message. `tail` is everything after the id (`,'iface'],verb:[…]}`),
+    /// serialized by the caller so that a broadcast serializes once for every connection.
+    Send {
+        kind: Kind,
+        tail: Bytes,
+        reply: Option<Reply>,
+    },
+    /// Close gracefully.
+    Close,
+}
+
+/// The one place every originated message (call, event, inspect, ping) passes through: it
+/// takes the next id (client: 1, 2, 3, …; server: −1, −2, −3, …, strictly down), writes the
+/// frame once, and is where a session buffer for replay will keep it.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    next_id: Id,
+    step: Id,
+    arena: BytesMut,
+}
+
+const ARENA_CHUNK: usize = 64 * 1024;
+
+impl Outbox {
+    /// After the handshake, which took id 0 on both sides.
+    pub(crate) fn after_handshake(role: Role) -> Self {
+        let step = match role {
+            Role::Client => 1,
+            Role::Server => -1,
+        };
+        Self {
+            next_id: step,
+            step,
+            arena: BytesMut::with_capacity(ARENA_CHUNK),
+        }
+    }
+
+    fn room(&mut self) -> &mut BytesMut {
+        if self.arena.capacity() < 4096 {
+            self.arena.reserve(ARENA_CHUNK);
+        }
+        &mut self.arena
+    }
+
+    /// A new message of `kind`; returns its id and its frame.
+    pub(crate) fn originate(&mut self, kind: Kind, tail: &[u8]) -> (Id, Bytes) {
+        let id = self.next_id;
+        self.next_id += self.step;
+        let buf = self.room();
+        buf.put_slice(kind.prefix());
+        message::write_id(buf, id);
+        buf.put_slice(tail);
+        (id, self.arena.split().freeze())
+    }
+
+    /// A reply frame (callback, pong): written here too, but it takes no id.
+    pub(crate) fn reply(
+        &mut self,
+        write: impl FnOnce(&mut BytesMut) -> std::result::Result<(), value::SerializeError>,
+    ) -> std::result::Result<Bytes, value::SerializeError> {
+        let buf = self.room();
+        let start = buf.len();
+        match write(buf) {
+            Ok(()) => Ok(self.arena.split().freeze()),
+            Err(e) => {
+                self.arena.truncate(start);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Frames on their way to the transport: collected during one turn, then queued together.
+struct Out {
+    tx: MessageSender,
+    batch: Vec<Bytes>,
+    overflow: VecDeque<Bytes>,
+}
+
+impl Out {
+    fn push(&mut self, frame: Bytes) {
+        self.batch.push(frame);
+    }
+
+    /// Queue the turn's frames; what does not fit waits in `overflow` (the task then stops
+    /// taking commands, and past a limit stops reading, until the writer catches up).
+    fn flush(&mut self) -> Result<()> {
+        for frame in self.batch.drain(..) {
+            if self.overflow.is_empty() && self.tx.queue_room() > 0 {
+                if let Err(e) = self.tx.try_send(frame) {
+                    if e.kind() == connkit_core::ErrorKind::Closed {
+                        return Err(Error::Transport(e));
+                    }
+                    warn!(error = %e, "dropping a frame the transport refused");
+                }
+            } else {
+                self.overflow.push_back(frame);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a finished handler future produced.
+enum Done {
+    Reply {
+        id: Id,
+        result: std::result::Result<Vec<Value>, RemoteError>,
+    },
+    Nothing,
+    Panicked {
+        id: Option<Id>,
+        handler: String,
+        message: String,
+    },
+}
+
+type Running = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
+
+/// Everything the task needs besides the transport halves.
+pub(crate) struct TaskParts {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) cmd_rx: mpsc::Receiver<Command>,
+    pub(crate) weak_tx: mpsc::WeakSender<Command>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) close_grace: Duration,
+}
+
+/// Build the shared state and the handle of a connection whose handshake is done.
+pub(crate) fn new_connection(
+    shared: Shared,
+    observer: Option<Arc<dyn Observer>>,
+    close_grace: Duration,
+) -> (Connection, TaskParts) {
+    let shared = Arc::new(shared);
+    let (tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let weak_tx = tx.downgrade();
+    (
+        Connection {
+            tx,
+            shared: Arc::clone(&shared),
+        },
+        TaskParts {
+            shared,
+            cmd_rx,
+            weak_tx,
+            observer,
+            close_grace,
+        },
+    )
+}
+
+/// The connection task.
+pub(crate) struct Task {
+    shared: Arc<Shared>,
+    cmd_rx: mpsc::Receiver<Command>,
+    weak_tx: mpsc::WeakSender<Command>,
+    rx: MessageReceiver,
+    out: Out,
+    outbox: Outbox,
+    pending: HashMap<Id, Reply>,
+    running: Running,
+    observer: Option<Arc<dyn Observer>>,
+    close_grace: Duration,
+}
+
+/// How the loop ended.
+enum End {
+    /// Closed on purpose or by the peer: flush what is queued, then shut down.
+    Graceful(Option<Error>),
+    /// Stopped at once (server shutdown after its grace period, or the writer died).
+    Abort(Option<Error>),
+}
+
+impl Task {
+    pub(crate) fn new(parts: TaskParts, tx: MessageSender, rx: MessageReceiver) -> Self {
+        let outbox = Outbox::after_handshake(parts.shared.role);
+        Self {
+            shared: parts.shared,
+            cmd_rx: parts.cmd_rx,
+            weak_tx: parts.weak_tx,
+            rx,
+            out: Out {
+                tx,
+                batch: Vec::with_capacity(TURN_BATCH),
+                overflow: VecDeque::new(),
+            },
+            outbox,
+            pending: HashMap::new(),
+            running: FuturesUnordered::new(),
+            observer: parts.observer,
+            close_grace: parts.close_grace,
+        }
+    }
+
+    fn connection(&self) -> Connection {
+        let tx = self.weak_tx.upgrade().unwrap_or_else(|| mpsc::channel(1).0);
+        Connection {
+            tx,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    fn context(&self) -> Context {
+        Context {
+            conn: self.connection(),
+        }
+    }
+
+    fn reject(&self, reason: impl FnOnce() -> String) {
+        let want_conn = self.shared.hub.subscriber_count() > 0;
+        if !want_conn && self.observer.is_none() {
+            return;
+        }
+        let reason = reason();
+        trace!(%reason, "message rejected");
+        if let Some(o) = &self.observer {
+            o.rejected(&self.connection(), &reason);
+        }
+        if want_conn {
+            self.shared.hub.emit(ConnectionEvent::Rejected { reason });
+        }
+    }
+
+    /// Run until the connection ends.
+    pub(crate) async fn run(mut self) {
+        let end = self.main_loop().await;
+        self.finish(end).await;
+    }
+
+    async fn main_loop(&mut self) -> End {
+        let mut cmds: Vec<Command> = Vec::with_capacity(TURN_BATCH);
+        let mut accepting = true;
+        let mut reading = true;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if deadline.is_some()
+                && self.running.is_empty()
+                && (self.pending.is_empty() || !reading)
+            {
+                return End::Graceful(None);
+            }
+            let front = self.out.overflow.front().cloned();
+            let can_read = reading && self.out.overflow.len() < OVERFLOW_LIMIT;
+            let can_take = accepting && self.out.overflow.is_empty();
+            tokio::select! {
+                biased;
+                () = self.shared.stop.cancelled() => return End::Abort(None),
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    debug!("close grace period over");
+                    return End::Graceful(None);
+                }
+                Some(done) = self.running.next(), if !self.running.is_empty() => {
+                    // Messages a handler queued before it returned go out before its reply.
+                    if accepting {
+                        while let Ok(cmd) = self.cmd_rx.try_recv() {
+                            if self.on_command(cmd) {
+                                deadline.get_or_insert_with(|| self.grace_deadline());
+                            }
+                        }
+                    }
+                    self.on_done(done);
+                }
+                res = send_front(&self.out.tx, front), if !self.out.overflow.is_empty() => {
+                    if let Err(e) = res {
+                        return End::Abort(Some(Error::Transport(e)));
+                    }
+                    self.out.overflow.pop_front();
+                }
+                n = self.cmd_rx.recv_many(&mut cmds, TURN_BATCH), if can_take => {
+                    if n == 0 {
+                        // Every handle is gone: close.
+                        accepting = false;
+                        deadline.get_or_insert_with(|| self.grace_deadline());
+                    }
+                    for cmd in cmds.drain(..) {
+                        if self.on_command(cmd) {
+                            deadline.get_or_insert_with(|| self.grace_deadline());
+                        }
+                    }
+                }
+                frame = self.rx.next(), if can_read => {
+                    let mut frame = frame;
+                    let mut budget = TURN_BATCH;
+                    loop {
+                        match frame {
+                            None => {
+                                debug!("the peer closed the connection");
+                                reading = false;
+                                deadline.get_or_insert_with(|| self.grace_deadline());
+                                break;
+                            }
+                            Some(Err(e)) => {
+                                return if e.kind() == connkit_core::ErrorKind::Io {
+                                    debug!(error = %e, "connection lost");
+                                    End::Abort(None)
+                                } else {
+                                    End::Abort(Some(Error::Transport(e)))
+                                };
+                            }
+                            Some(Ok(bytes)) => {
+                                if let Err(e) = self.on_frame(&bytes) {
+                                    debug!(error = %e, "closing: protocol violation");
+                                    self.out.flush().ok();
+                                    return End::Graceful(Some(e));
+                                }
+                            }
+                        }
+                        budget -= 1;
+                        if budget == 0 {
+                            break;
+                        }
+                        // More frames already read? Take them in this turn.
+                        match self.rx.next().now_or_never() {
+                            Some(f) => frame = f,
+                            None => break,
+                        }
+                    }
+                }
+            }
+            if let Err(e) = self.out.flush() {
+                return End::Abort(Some(e));
+            }
+        }
+    }
+
+    fn grace_deadline(&self) -> tokio::time::Instant {
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.hub.set_state(ConnectionState::Closing);
+        tokio::time::Instant::now() + self.close_grace
+    }
+
+    /// Handle one command; returns true when it asks to close.
+    fn on_command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Send { kind, tail, reply } => {
+                let (id, frame) = self.outbox.originate(kind, &tail);
+                if let Some(reply) = reply {
+                    self.pending.insert(id, reply);
+                }
+                self.out.push(frame);
+                false
+            }
+            Command::Close => true,
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Nothing => {}
+            Done::Reply { id, result } => self.send_reply(id, result),
+            Done::Panicked {
+                id,
+                handler,
+                message,
+            } => {
+                warn!(%handler, %message, "handler panicked");
+                if let Some(o) = &self.observer {
+                    o.panicked(&self.connection(), &handler, &message);
+                }
+                self.shared
+                    .hub
+                    .emit(ConnectionEvent::HandlerPanicked { handler, message });
+                if let Some(id) = id {
+                    self.send_reply(id, Err(RemoteError::internal()));
+                }
+            }
+        }
+    }
+
+    fn send_reply(&mut self, id: Id, result: std::result::Result<Vec<Value>, RemoteError>) {
+        let max = self.shared.max_message_len;
+        let frame = match &result {
+            Ok(values) => self
+                .outbox
+                .reply(|b| message::write_callback_ok(b, id, values)),
+            Err(e) => self
+                .outbox
+                .reply(|b| message::write_callback_error(b, id, e)),
+        };
+        let frame = match frame {
+            Ok(f) if f.len() <= max => f,
+            other => {
+                // NaN/Infinity in the result, or a reply too long to send: answer 16.
+                debug!(id, ok = other.is_ok(), "reply cannot be sent; answering 16");
+                match self
+                    .outbox
+                    .reply(|b| message::write_callback_error(b, id, &RemoteError::internal()))
+                {
+                    Ok(f) => f,
+                    Err(_) => return,
+                }
+            }
+        };
+        self.out.push(frame);
+    }
+
+    /// Handle one incoming frame. An `Err` closes the connection.
+    fn on_frame(&mut self, bytes: &[u8]) -> Result<()> {
+        let parsed = value::parse(bytes)
+            .map_err(|e| Error::Protocol(format!("a message does not parse: {e}")))?;
+        let msg = match Message::from_value(parsed) {
+            Ok(m) => m,
+            Err(MessageError::NotAnObject(t)) if self.shared.scheme.is_websocket() => {
+                // Node's WebSocket transport ignores a message that is not an object.
+                self.reject(|| format!("a message that is not an object ({t})"));
+                return Ok(());
+            }
+            Err(e @ MessageError::NotAnObject(_)) => return Err(Error::Protocol(e.to_string())),
+            Err(e) => {
+                self.reject(|| e.to_string());
+                return Ok(());
+            }
+        };
+        match msg {
+            Message::Call {
+                id,
+                interface,
+                method,
+                args,
+            } => self.on_call(id, interface, method, args),
+            Message::Callback { id, result } => match self.pending.remove(&id) {
+                Some(reply) => {
+                    let _ = reply.send(result.map_err(Error::Remote));
+                }
+                None => self.reject(|| format!("a callback with unknown id {id}")),
+            },
+            Message::Event {
+                interface,
+                event,
+                args,
+                ..
+            } => match args {
+                Value::Array(args) => self.on_event(interface, event, args),
+                other => self.reject(|| {
+                    format!(
+                        "event {interface}.{event} with arguments that are not an array ({})",
+                        other.type_name()
+                    )
+                }),
+            },
+            Message::Inspect { id, interface } => {
+                let result = match self.shared.app.methods(&interface) {
+                    Some(names) => Ok(names.into_iter().map(Value::from).collect()),
+                    None => Err(RemoteError::new(ERR_INTERFACE_NOT_FOUND)),
+                };
+                self.send_reply(id, result);
+            }
+            Message::Ping { id } => {
+                if let Ok(f) = self.outbox.reply(|b| {
+                    message::write_pong(b, id);
+                    Ok(())
+                }) {
+                    self.out.push(f);
+                }
+            }
+            Message::Pong { id } => match self.pending.remove(&id) {
+                Some(reply) => {
+                    let _ = reply.send(Ok(Vec::new()));
+                }
+                None => self.reject(|| format!("a pong with unknown id {id}")),
+            },
+            Message::HandshakeRequest { .. } | Message::HandshakeReply { .. } => {
+                return Err(Error::Protocol("a handshake after the handshake".into()));
+            }
+            Message::Heartbeat => {}
+            Message::Unknown { kind } => {
+                self.reject(|| format!("a message of unknown kind `{kind}`"))
+            }
+        }
+        Ok(())
+    }
+
+    fn on_call(&mut self, id: Id, interface: String, method: String, args: Value) {
+        let ctx = self.context();
+        match self.shared.app.dispatch(ctx, &interface, &method, args) {
+            Dispatch::Now(result) => self.send_reply(id, result),
+            Dispatch::Panicked(message) => self.on_done(Done::Panicked {
+                id: Some(id),
+                handler: format!("{interface}.{method}"),
+                message,
+            }),
+            Dispatch::Later(fut) => self
+                .running
+                .push(Box::pin(method_done(id, interface, method, fut))),
+        }
+    }
+
+    fn on_event(&mut self, interface: String, event: String, args: Vec<Value>) {
+        let has_handler = self.shared.app.has_event_handler(&interface, &event);
+        let handler = if has_handler {
+            self.shared
+                .app
+                .event_handler(self.context(), &interface, &event, args.clone())
+        } else {
+            Ok(None)
+        };
+        let ev = RemoteEvent {
+            interface,
+            event,
+            args,
+        };
+        if let Some(o) = &self.observer {
+            o.remote_event(&self.connection(), &ev);
+        }
+        match handler {
+            Ok(Some(fut)) => {
+                let name = format!("{}.{}", ev.interface, ev.event);
+                self.running.push(Box::pin(event_done(name, fut)));
+            }
+            Ok(None) => {}
+            Err(message) => self.on_done(Done::Panicked {
+                id: None,
+                handler: format!("{}.{}", ev.interface, ev.event),
+                message,
+            }),
+        }
+        if self.shared.remote_events.receiver_count() > 0 {
+            let _ = self.shared.remote_events.send(ev);
+        }
+    }
+
+    async fn finish(mut self, end: End) {
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.hub.set_state(ConnectionState::Closing);
+        let error = match end {
+            End::Graceful(error) => {
+                let grace = self.close_grace.max(Duration::from_millis(100));
+                let tx = self.out.tx.clone();
+                let overflow = std::mem::take(&mut self.out.overflow);
+                let flushed = tokio::time::timeout(grace, async move {
+                    for frame in overflow {
+                        if tx.send(frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    tx.close().await;
+                    tx.closed().await;
+                });
+                tokio::select! {
+                    _ = flushed => {}
+                    () = self.shared.stop.cancelled() => {}
+                }
+                error
+            }
+            End::Abort(error) => error,
+        };
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
+        }
+        // Dropping the receiver closes the socket now.
+        drop(self.rx);
+        self.cmd_rx.close();
+        let error = error.map(Arc::new);
+        if let Some(e) = &error {
+            debug!(error = %e, "connection closed");
+        } else {
+            debug!("connection closed");
+        }
+        if let Some(o) = &self.observer {
+            let conn = Connection {
+                tx: mpsc::channel(1).0,
+                shared: Arc::clone(&self.shared),
+            };
+            o.closed(&conn, error.clone());
+        }
+        self.shared.hub.set_state(ConnectionState::Closed);
+        self.shared.hub.emit(ConnectionEvent::Closed { error });
+    }
+}
+
+async fn send_front(
+    tx: &MessageSender,
+    front: Option<Bytes>,
+) -> std::result::Result<(), connkit_core::Error> {
+    match front {
+        Some(f) => tx.send(f).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn method_done(id: Id, interface: String, method: String, fut: MethodFuture) -> Done {
+    match run_caught(fut).await {
+        Ok(result) => Done::Reply { id, result },
+        Err(message) => Done::Panicked {
+            id: Some(id),
+            handler: format!("{interface}.{method}"),
+            message,
+        },
+    }
+}
+
+async fn event_done(handler: String, fut: EventFuture) -> Done {
+    match run_caught(fut).await {
+        Ok(()) => Done::Nothing,
+        Err(message) => Done::Panicked {
+            id: None,
+            handler,
+            message,
+        },
+    }
+}
+
+/// Arguments for a typed call or event: the value must serialize to an array (a tuple, an
+/// array, a `Vec`); `()` means no arguments.
+pub(crate) fn args_to_values<A: Serialize + ?Sized>(args: &A) -> Result<Vec<Value>> {
+    match to_value(args)? {
+        Value::Array(items) => Ok(items),
+        Value::Null => Ok(Vec::new()),
+        other => Err(Error::Convert(<SerdeError as serde::ser::Error>::custom(
+            format!(
+                "arguments must serialize to an array (a tuple, an array or a Vec), not {}",
+                other.type_name()
+            ),
+        ))),
+    }
+}
+
+/// A handle to one JSTP connection, on either side: the client's connection to a server, or
+/// (on a server) one client's connection, also named [`ClientConnection`].
+///
+/// Cheap to [`Clone`]; every clone talks to the same connection task. Requests (calls,
+/// events, inspects, pings) made through any handle take their ids from the connection's one
+/// counter.
+#[derive(Clone)]
+pub struct Connection {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+/// A server's handle to one connected client: a [`Connection`] whose [`role`](Connection::role)
+/// is [`Role::Server`].
+pub type ClientConnection = Connection;
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("role", &self.shared.role)
+            .field("peer", &self.shared.peer)
+            .field("app", &self.shared.remote_app)
+            .field("state", &self.shared.hub.current_state())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// The process-unique id of this connection.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// Which side this is.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.shared.role
+    }
+
+    /// The transport.
+    #[must_use]
+    pub fn scheme(&self) -> Scheme {
+        self.shared.scheme
+    }
+
+    /// The peer's address as text.
+    #[must_use]
+    pub fn peer(&self) -> &str {
+        &self.shared.peer
+    }
+
+    /// This side's application: on a server, the application (and version) the client's
+    /// handshake chose; on a client, the client's own application.
+    #[must_use]
+    pub fn application(&self) -> &Arc<Application> {
+        &self.shared.app
+    }
+
+    /// The application named in the handshake and the version or range asked for (`None`:
+    /// the latest).
+    #[must_use]
+    pub fn requested_application(&self) -> (&str, Option<&str>) {
+        (
+            &self.shared.remote_app.0,
+            self.shared.remote_app.1.as_deref(),
+        )
+    }
+
+    /// The user name the handshake authenticated (`None` for anonymous).
+    #[must_use]
+    pub fn username(&self) -> Option<&str> {
+        self.shared.username.as_deref()
+    }
+
+    /// The session id the server gave in its handshake reply (a UUID v4 from our server).
+    #[must_use]
+    pub fn session_id(&self) -> &str {
+        &self.shared.session_id
+    }
+
+    pub(crate) fn command_sender(&self) -> &mpsc::Sender<Command> {
+        &self.tx
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.shared.closing.load(Ordering::Acquire) || self.tx.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        // The id and the kind add at most 31 bytes.
+        if len + 32 > self.shared.max_message_len {
+            return Err(Error::Transport(connkit_core::Error::new(
+                connkit_core::ErrorKind::InvalidMessage,
+                format!(
+                    "the message is longer than the {} bytes allowed",
+                    self.shared.max_message_len
+                ),
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn send_tail(
+        &self,
+        kind: Kind,
+        tail: Bytes,
+        want_reply: bool,
+    ) -> Result<Option<oneshot::Receiver<Result<Vec<Value>>>>> {
+        self.check_open()?;
+        self.check_len(tail.len())?;
+        let (reply, rx) = if want_reply {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.tx
+            .send(Command::Send { kind, tail, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(rx)
+    }
+
+    async fn request(&self, kind: Kind, tail: Bytes) -> Result<Vec<Value>> {
+        let rx = self.send_tail(kind, tail, true).await?;
+        match rx {
+            Some(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST)))),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Call `interface.method(args…)` on the peer and return the `ok` list (a Node method's
+    /// `callback(null, a, b)` gives `[a, b]`; an async one's result gives `[result]`).
+    ///
+    /// There is no time limit (as in Node); wrap the future in `tokio::time::timeout` for
+    /// one. Cancel safe in the sense that dropping the future never corrupts the connection:
+    /// if it was dropped after the call was queued, the call still goes out and its reply is
+    /// discarded.
+    ///
+    /// # Errors
+    /// [`Error::Remote`] with the peer's error (12, 14, 16, 17, or a method's own), or −1
+    /// when the connection closed before the reply; [`Error::Serialize`] when an argument is
+    /// NaN or ±Infinity (nothing is sent); [`Error::Closed`] when the connection is closed
+    /// or closing.
+    pub async fn call(
+        &self,
+        interface: &str,
+        method: &str,
+        args: impl AsRef<[Value]>,
+    ) -> Result<Vec<Value>> {
+        let mut tail = BytesMut::with_capacity(32 + interface.len() + method.len());
+        message::write_target_tail(&mut tail, interface, method, args.as_ref())?;
+        self.request(Kind::Call, tail.freeze()).await
+    }
+
+    /// [`call`](Self::call) with `serde` types: `args` must serialize to an array (a tuple
+    /// such as `(2, 3)`, an array, a `Vec`; `()` for none), and the first value of the `ok`
+    /// list is read into `R` (`()` accepts an empty list).
+    ///
+    /// Cancel safe as [`call`](Self::call).
+    ///
+    /// # Errors
+    /// As [`call`](Self::call), and [`Error::Convert`] when the arguments or the result do
+    /// not convert.
+    pub async fn call_typed<A, R>(&self, interface: &str, method: &str, args: &A) -> Result<R>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let args = args_to_values(args)?;
+        let mut ok = self.call(interface, method, args).await?;
+        let first = if ok.is_empty() {
+            Value::Undefined
+        } else {
+            ok.swap_remove(0)
+        };
+        Ok(from_value(first)?)
+    }
+
+    /// Send the event `interface.event(args…)` to the peer. Returns once the event is queued
+    /// on the connection (events have no reply).
+    ///
+    /// Cancel safe: if the future is dropped before it completes, the event was not queued.
+    ///
+    /// # Errors
+    /// [`Error::Serialize`] for NaN or ±Infinity; [`Error::Closed`].
+    pub async fn emit(
+        &self,
+        interface: &str,
+        event: &str,
+        args: impl AsRef<[Value]>,
+    ) -> Result<()> {
+        let mut tail = BytesMut::with_capacity(32 + interface.len() + event.len());
+        message::write_target_tail(&mut tail, interface, event, args.as_ref())?;
+        self.send_tail(Kind::Event, tail.freeze(), false).await?;
+        Ok(())
+    }
+
+    /// [`emit`](Self::emit) with arguments from a `serde` value that serializes to an array.
+    ///
+    /// Cancel safe as [`emit`](Self::emit).
+    ///
+    /// # Errors
+    /// As [`emit`](Self::emit), and [`Error::Convert`].
+    pub async fn emit_typed<A: Serialize + ?Sized>(
+        &self,
+        interface: &str,
+        event: &str,
+        args: &A,
+    ) -> Result<()> {
+        self.emit(interface, event, args_to_values(args)?).await
+    }
+
+    /// Ask the peer for the methods of `interface` and get a [`RemoteProxy`] for it.
+    ///
+    /// Cancel safe as [`call`](Self::call).
+    ///
+    /// # Errors
+    /// [`Error::Remote`] with 12 when the peer has no such interface, or −1; [`Error::Closed`].
+    pub async fn inspect(&self, interface: &str) -> Result<RemoteProxy> {
+        let mut tail = BytesMut::with_capacity(8 + interface.len());
+        message::write_inspect_tail(&mut tail, interface);
+        let names = self.request(Kind::Inspect, tail.freeze()).await?;
+        let methods = names
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect();
+        Ok(RemoteProxy {
+            conn: self.clone(),
+            interface: interface.into(),
+            methods: Arc::new(methods),
+        })
+    }
+
+    /// Send a ping and wait for the pong.
+    ///
+    /// Cancel safe as [`call`](Self::call).
+    ///
+    /// # Errors
+    /// [`Error::Remote`] with −1 when the connection closed first; [`Error::Closed`].
+    pub async fn ping(&self) -> Result<()> {
+        self.request(Kind::Ping, Bytes::from_static(b"]}")).await?;
+        Ok(())
+    }
+
+    /// Events the peer sends from now on: those of `interface`, or all with `None`. A
+    /// subscriber that falls more than 1024 events behind gets `Err(Lagged)`.
+    #[must_use]
+    pub fn remote_events(&self, interface: Option<&str>) -> RemoteEvents {
+        RemoteEvents {
+            inner: BroadcastStream::new(self.shared.remote_events.subscribe()),
+            interface: interface.map(str::to_owned),
+        }
+    }
+
+    /// The current state, kept up to date.
+    #[must_use]
+    pub fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.shared.hub.state()
+    }
+
+    /// Connection events from now on.
+    #[must_use]
+    pub fn events(&self) -> EventStream<ConnectionEvent> {
+        self.shared.hub.subscribe()
+    }
+
+    /// Whether the connection is closing or closed.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.shared.closing.load(Ordering::Acquire) || self.tx.is_closed()
+    }
+
+    /// Close gracefully and wait until closed: no new requests; running methods and replies
+    /// still owed get the close grace period; then queued messages are written and the
+    /// transport is shut down. Requests still waiting then fail with −1. Idempotent.
+    ///
+    /// Cancel safe: the close goes on in the background if this future is dropped.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Command::Close).await;
+        self.closed().await;
+    }
+
+    /// Completes when the connection is closed. Cancel safe.
+    pub async fn closed(&self) {
+        let mut state = self.shared.hub.state();
+        let _ = state.wait_for(|s| *s == ConnectionState::Closed).await;
+    }
+}
+
+/// The context a method or event handler runs in: the [`Connection`] that called (derefs to
+/// it), so a handler can emit events to its caller or call the caller's methods.
+#[derive(Clone, Debug)]
+pub struct Context {
+    conn: Connection,
+}
+
+impl Context {
+    /// The connection the call or event came from.
+    #[must_use]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::Deref for Context {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// A peer's interface as an `inspect` reply described it: its method names, and calls and
+/// events on it (Node's `RemoteProxy`).
+#[derive(Clone, Debug)]
+pub struct RemoteProxy {
+    conn: Connection,
+    interface: String,
+    methods: Arc<Vec<String>>,
+}
+
+impl RemoteProxy {
+    /// The interface name.
+    #[must_use]
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// The method names, in the peer's order.
+    #[must_use]
+    pub fn methods(&self) -> &[String] {
+        &self.methods
+    }
+
+    /// Whether the peer listed `method`.
+    #[must_use]
+    pub fn has_method(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+
+    /// Call a method of this interface; see [`Connection::call`] (cancel safe likewise).
+    /// Methods the inspect reply did not list are called anyway (the peer answers 14).
+    ///
+    /// # Errors
+    /// As [`Connection::call`].
+    pub async fn call(&self, method: &str, args: impl AsRef<[Value]>) -> Result<Vec<Value>> {
+        self.conn.call(&self.interface, method, args).await
+    }
+
+    /// Call with `serde` types; see [`Connection::call_typed`] (cancel safe likewise).
+    ///
+    /// # Errors
+    /// As [`Connection::call_typed`].
+    pub async fn call_typed<A, R>(&self, method: &str, args: &A) -> Result<R>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.conn.call_typed(&self.interface, method, args).await
+    }
+
+    /// Send an event on this interface; see [`Connection::emit`] (cancel safe likewise).
+    ///
+    /// # Errors
+    /// As [`Connection::emit`].
+    pub async fn emit(&self, event: &str, args: impl AsRef<[Value]>) -> Result<()> {
+        self.conn.emit(&self.interface, event, args).await
+    }
+
+    /// The peer's events on this interface from now on.
+    #[must_use]
+    pub fn events(&self) -> RemoteEvents {
+        self.conn.remote_events(Some(&self.interface))
+    }
+
+    /// The connection.
+    #[must_use]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// A [`Stream`] of [`RemoteEvent`]s, optionally of one interface; `Err(Lagged)` when this
+/// subscriber fell behind. Ends when the connection closes.
+pub struct RemoteEvents {
+    inner: BroadcastStream<RemoteEvent>,
+    interface: Option<String>,
+}
+
+impl fmt::Debug for RemoteEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteEvents")
+            .field("interface", &self.interface)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for RemoteEvents {
+    type Item = std::result::Result<RemoteEvent, Lagged>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(missed)))) => {
+                    return Poll::Ready(Some(Err(Lagged { missed })));
+                }
+                Poll::Ready(Some(Ok(ev))) => {
+                    if self.interface.as_deref().is_none_or(|i| i == ev.interface) {
+                        return Poll::Ready(Some(Ok(ev)));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Shared by the JSTP connection tests: the test applications, TLS certificates made at test
+//! time, and one endpoint per transport.
+#![allow(dead_code, unreachable_pub)]
+
+use connkit_core::tls::{TlsClientConfig, TlsServerConfig};
+use connkit_jstp::{
+    Application, ClientOptions, Context, Interface, Logins, RemoteError, Server, ServerOptions,
+    Value,
+};
+use semver::Version;
+use std::time::Duration;
+
+/// The transports a test runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Tls,
+    Unix,
+    Ws,
+    Wss,
+}
+
+pub const ALL: [Transport; 5] = [
+    Transport::Tcp,
+    Transport::Tls,
+    Transport::Unix,
+    Transport::Ws,
+    Transport::Wss,
+];
+
+pub struct Certs {
+    pub server: TlsServerConfig,
+    pub client: TlsClientConfig,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+pub fn certs() -> Certs {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = ck.cert.pem();
+    let key_pem = ck.signing_key.serialize_pem();
+    Certs {
+        server: TlsServerConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap(),
+        client: TlsClientConfig::from_root_pem(cert_pem.as_bytes())
+            .unwrap()
+            .server_name("localhost"),
+        cert_pem,
+        key_pem,
+    }
+}
+
+/// The calculator of the spec's `testApp` (§11), at `version`.
+pub fn test_app(version: &str) -> Application {
+    let v = version.to_owned();
+    let v2 = version.to_owned();
+    Application::new("testApp", Version::parse(version).unwrap())
+        .interface(
+            "calculator",
+            Interface::new()
+                .method("answer", |_ctx, (): ()| async { Ok(42) })
+                .method("add", |_ctx, (a, b): (f64, f64)| async move { Ok(a + b) })
+                .method("echo", |_ctx, (x,): (Value,)| async move { Ok(x) })
+                .method("divide", |_ctx, (a, b): (f64, f64)| async move {
+                    if b == 0.0 {
+                        return Err(RemoteError::new(100)
+                            .message("Division by zero")
+                            .info(vec!["a".into(), 1.into()]));
+                    }
+                    Ok(a / b)
+                })
+                .method("ticker", move |ctx: Context, (n,): (u32,)| {
+                    let v = v.clone();
+                    async move {
+                        for i in 1..=n {
+                            ctx.emit(
+                                "calculator",
+                                "tick",
+                                [Value::from(i), Value::from(v.as_str())],
+                            )
+                            .await
+                            .map_err(|e| RemoteError::text(e.to_string()))?;
+                        }
+                        Ok(n)
+                    }
+                })
+                .raw_method("pair", |_ctx, args: Vec<Value>| async move { Ok(args) })
+                .method("fail", |_ctx, (code,): (i64,)| async move {
+                    Err::<(), _>(RemoteError::new(code))
+                })
+                .method("failText", |_ctx, (text,): (String,)| async move {
+                    Err::<(), _>(RemoteError::text(text))
+                })
+                .method("version", move |_ctx, (): ()| {
+                    let v = v2.clone();
+                    async move { Ok(v) }
+                })
+                .method("callClient", |ctx: Context, (who,): (String,)| async move {
+                    let r: String = ctx
+                        .call_typed("clientSide", "greet", &(who,))
+                        .await
+                        .map_err(|e| match e {
+                            connkit_jstp::Error::Remote(r) => r,
+                            other => RemoteError::text(other.to_string()),
+                        })?;
+                    Ok(r)
+                })
+                .method("panic", |_ctx, (): ()| async move {
+                    if true {
+                        panic!("boom");
+                    }
+                    Ok(())
+                })
+                .method("nan", |_ctx, (): ()| async move { Ok(f64::NAN) })
+                .method("sleep", |_ctx, (ms,): (u64,)| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(ms)
+                })
+                .method("whoami", |ctx: Context, (): ()| async move {
+                    Ok(ctx.username().map(str::to_owned))
+                }),
+        )
+        .on_event(
+            "calculator",
+            "hello",
+            |ctx: Context, args: Vec<Value>| async move {
+                let _ = ctx.emit("calculator", "helloBack", args).await;
+            },
+        )
+}
+
+/// The client-side application: `clientSide.greet(who)`.
+pub fn client_app() -> Application {
+    Application::new("client", Version::new(1, 0, 0)).interface(
+        "clientSide",
+        Interface::new().method("greet", |_ctx, (who,): (String,)| async move {
+            Ok(format!("hello {who} from client"))
+        }),
+    )
+}
+
+/// Where to listen for `t` (port 0 / a unique socket path).
+pub fn listen_endpoint(t: Transport, dir: &std::path::Path) -> connkit_core::Endpoint {
+    match t {
+        Transport::Tcp => "tcp://127.0.0.1:0".parse().unwrap(),
+        Transport::Tls => "tls://127.0.0.1:0".parse().unwrap(),
+        Transport::Unix => connkit_core::Endpoint::unix(dir.join("jstp.sock")),
+        Transport::Ws => "ws://127.0.0.1:0/".parse().unwrap(),
+        Transport::Wss => "wss://127.0.0.1:0/".parse().unwrap(),
+    }
+}
+
+pub struct Fixture {
+    pub server: Server,
+    pub certs: Certs,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A server with testApp 1.0.0 and 2.0.0, the login user/secret, on every transport.
+    pub async fn start() -> Fixture {
+        Self::start_with(|o| o).await
+    }
+
+    pub async fn start_with(f: impl FnOnce(ServerOptions) -> ServerOptions) -> Fixture {
+        let certs = certs();
+        let dir = tempfile::Builder::new()
+            .prefix("jstp")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let opts = ServerOptions::new()
+            .application(test_app("1.0.0"))
+            .application(test_app("2.0.0"))
+            .auth(Logins::new().user("user", "secret"))
+            .tls(certs.server.clone())
+            .close_grace(Duration::from_secs(2));
+        let server = f(opts)
+            .listen(ALL.iter().map(|t| listen_endpoint(*t, dir.path())))
+            .await
+            .unwrap();
+        Fixture { server, certs, dir }
+    }
+
+    pub fn endpoint(&self, t: Transport) -> connkit_core::Endpoint {
+        let i = ALL.iter().position(|x| *x == t).unwrap();
+        self.server.endpoints()[i].clone()
+    }
+
+    pub fn client_opts(&self) -> ClientOptions {
+        ClientOptions::new()
+            .tls(self.certs.client.clone())
+            .application(client_app())
+    }
+}
