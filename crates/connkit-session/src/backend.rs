@@ -38,7 +38,8 @@ pub struct WatchState {
     /// The newest state delivered (statuses only move forward).
     pub latest: Option<BackendState>,
     /// Whether the backend is ready: set at `ready`, cleared at `terminated`
-    /// (`terminating` does not clear it, as in `@jamsocket/client`).
+    /// (`terminating` does not clear it, as in `@jamsocket/client`; nor does the client
+    /// finishing for another reason: it is the last known readiness).
     pub ready: bool,
     /// Set once the client stops following the backend; nothing changes after that.
     pub finished: Option<Finished>,
@@ -697,9 +698,6 @@ impl Shared {
             let changed = self.state.send_if_modified(|w| {
                 if w.finished.is_some() {
                     return false;
-                }
-                if !matches!(why, Finished::Terminated) {
-                    w.ready = false;
                 }
                 w.finished = Some(why);
                 true

@@ -141,6 +141,13 @@ impl Error {
         }
     }
 
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            source: Arc::new(source),
+        }
+    }
+
     pub(crate) fn invalid_url(url: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::InvalidUrl {
             url: url.into(),

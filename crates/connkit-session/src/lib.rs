@@ -14,6 +14,9 @@
 //!   /v2/service/{account}/{service}/connect` with a bearer token, `dev` mode on
 //!   `localhost:8080`, `JAMSOCKET_*` variables) or Plane (`POST /ctrl/connect`), plus
 //!   status and terminate, with time limits and typed HTTP errors.
+//! - [`dev::DevServer`] serves both APIs on loopback and runs each backend as a local
+//!   process — no Docker — walking it through scheduled → loading → starting → waiting →
+//!   ready → terminated.
 //! - [`types`]: the wire types, lenient where the servers differ (`time` as ISO text or
 //!   epoch milliseconds, `null` or absent optional fields, unknown statuses).
 //!
@@ -42,6 +45,7 @@
 
 mod api;
 mod backend;
+pub mod dev;
 mod dialect;
 mod error;
 mod http;

@@ -97,13 +97,17 @@ pub(crate) async fn drive(
         r = status_with_retry(&*source, options.status_retry_delay) => r,
         () = cancel.cancelled() => return,
     };
+    // A terminated backend ends it here. Any other state is held back: the stream replays
+    // the whole history (so listeners see every status in order), and the held state is
+    // delivered only if the stream has not reached it soon after opening, or fails.
+    let pending = Arc::new(Mutex::new(None));
     match initial {
-        Ok(state) => {
-            if shared.apply(state) {
-                info!("the backend has terminated");
-                return;
-            }
+        Ok(state) if state.is_terminated() => {
+            shared.apply(state);
+            info!("the backend has terminated");
+            return;
         }
+        Ok(state) => *lock(&pending) = Some(state),
         Err(e) => debug!(error = %e, "no initial status; opening the stream anyway"),
     }
 
@@ -114,6 +118,7 @@ pub(crate) async fn drive(
         shared: Arc::clone(&shared),
         last_id: Arc::new(Mutex::new(None)),
         done: done.clone(),
+        pending: Arc::clone(&pending),
     };
     let mut builder = Options::builder()
         .backoff_policy(Arc::clone(&options.backoff))
@@ -167,6 +172,7 @@ pub(crate) async fn drive(
     };
     supervisor.end(true).await;
     if let Some(e) = why {
+        deliver_pending(&shared, &pending);
         warn!(error = %e, "giving up on the status stream");
         shared.finish(Finished::Failed(e));
     }
@@ -208,11 +214,23 @@ fn from_core(e: &connkit_core::Error) -> Error {
     }
 }
 
+/// How long after a stream opens its replay may take to reach the initial state.
+const REPLAY_GRACE: Duration = Duration::from_millis(250);
+
+/// Deliver the held-back initial state (a no-op if the stream already went past it).
+fn deliver_pending(shared: &Shared, pending: &Mutex<Option<BackendState>>) -> bool {
+    match lock(pending).take() {
+        Some(state) => shared.apply(state),
+        None => false,
+    }
+}
+
 struct StreamConnector {
     source: Arc<dyn Source>,
     shared: Arc<Shared>,
     last_id: Arc<Mutex<Option<String>>>,
     done: CancellationToken,
+    pending: Arc<Mutex<Option<BackendState>>>,
 }
 
 impl Connector for StreamConnector {
@@ -228,7 +246,11 @@ impl Connector for StreamConnector {
             "opening the status stream"
         );
         let body = tokio::select! {
-            r = self.source.open(last_id.clone()) => r.map_err(to_core)?,
+            r = self.source.open(last_id.clone()) => r.map_err(|e| {
+                // The stream is not there: say what the status request said.
+                deliver_pending(&self.shared, &self.pending);
+                to_core(e)
+            })?,
             () = attempt.cancel_token().cancelled() => {
                 return Err(connkit_core::Error::new(ErrorKind::Cancelled, "attempt abandoned"));
             }
@@ -242,6 +264,7 @@ impl Connector for StreamConnector {
             shared: Arc::clone(&self.shared),
             last_id: Arc::clone(&self.last_id),
             done: self.done.clone(),
+            pending: Arc::clone(&self.pending),
         };
         tokio::spawn(reader.run().in_current_span());
         Ok(token)
@@ -262,14 +285,26 @@ struct Reader {
     shared: Arc<Shared>,
     last_id: Arc<Mutex<Option<String>>>,
     done: CancellationToken,
+    pending: Arc<Mutex<Option<BackendState>>>,
 }
 
 impl Reader {
     async fn run(mut self) {
+        let grace = tokio::time::sleep(REPLAY_GRACE);
+        tokio::pin!(grace);
+        let mut graced = false;
         loop {
             let chunk = tokio::select! {
                 c = self.body.next() => c,
                 () = self.token.cancelled() => return,
+                () = &mut grace, if !graced => {
+                    graced = true;
+                    if deliver_pending(&self.shared, &self.pending) {
+                        self.done.cancel();
+                        return;
+                    }
+                    continue;
+                }
             };
             match chunk {
                 Some(Ok(bytes)) => {
@@ -283,6 +318,15 @@ impl Reader {
                         }
                         match serde_json::from_str::<BackendState>(&event.data) {
                             Ok(state) => {
+                                let reached = {
+                                    let p = lock(&self.pending);
+                                    p.as_ref().is_some_and(|p| {
+                                        matches!((state.status.rank(), p.status.rank()), (Some(a), Some(b)) if a >= b)
+                                    })
+                                };
+                                if reached {
+                                    lock(&self.pending).take();
+                                }
                                 if self.shared.apply(state) {
                                     info!("the backend has terminated");
                                     self.done.cancel();
@@ -637,7 +681,8 @@ mod tests {
         assert!(matches!(backend.ready().await, Err(Error::Destroyed)));
         assert!(matches!(backend.terminated().await, Err(Error::Destroyed)));
         let log = lock(&log).clone();
-        assert_eq!(log, ["status scheduled", "status loading"]);
+        // The initial `scheduled` was held back and made obsolete by the stream's `loading`.
+        assert_eq!(log, ["status loading"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -655,15 +700,36 @@ mod tests {
         backend.ready().await.unwrap();
         let l = log.clone();
         let _now = backend.on_ready(move || lock(&l).push("immediate".into()));
-        assert_eq!(
-            *lock(&log),
-            ["status waiting", "ready cb", "status ready", "immediate"]
-        );
+        assert_eq!(*lock(&log), ["ready cb", "status ready", "immediate"]);
         // A late statuses() starts with the current state.
         let mut s = backend.statuses();
         assert_eq!(s.next().await.unwrap().status, BackendStatus::Ready);
         backend.destroy();
         assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_initial_state_is_delivered_when_the_stream_does_not_replay_it() {
+        let src = Scripted::new(
+            vec![Ok(r#"{"status":"waiting","time":1}"#)],
+            vec![Open::Hang(vec![":\n\n"])],
+        );
+        let backend = start(&src, options().idle_timeout(None));
+        let mut states = backend.statuses();
+        let t0 = Instant::now();
+        assert_eq!(states.next().await.unwrap().status, BackendStatus::Waiting);
+        assert_eq!(t0.elapsed(), REPLAY_GRACE);
+        // And when the stream cannot be opened at all, at once.
+        let src = Scripted::new(
+            vec![Ok(r#"{"status":"ready","time":1}"#)],
+            vec![Open::Status(404)],
+        );
+        let backend = start(&src, options());
+        let t0 = Instant::now();
+        backend.ready().await.unwrap();
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        assert!(matches!(backend.finished().await, Finished::Failed(_)));
+        assert!(backend.is_ready() || backend.current().is_some());
     }
 
     #[tokio::test(start_paused = true)]
