@@ -550,6 +550,27 @@ impl SessionBackend {
     }
 }
 
+/// Ask a status URL for the backend's current state once; after a failure wait 500 ms and
+/// try once more (as [`SessionBackend::status`] does), each try bounded by `timeout`.
+///
+/// Cancel safe.
+///
+/// # Errors
+/// [`Error::InvalidUrl`] for a URL that is not absolute `http`/`https`; otherwise the second
+/// try's error.
+pub async fn fetch_status(status_url: &str, timeout: Duration) -> Result<BackendState> {
+    let url = parse_status_url(status_url)?;
+    let http = crate::http::Http::new(timeout)?;
+    match http.get_json(&url).await {
+        Ok(state) => Ok(state),
+        Err(e) => {
+            debug!(error = %e, "status request failed; retrying once");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            http.get_json(&url).await
+        }
+    }
+}
+
 fn finished_error(state: &WatchState) -> Error {
     match &state.finished {
         Some(Finished::Terminated) => match &state.latest {

@@ -57,6 +57,7 @@ pub mod types;
 pub use api::{ApiClient, ApiOptions, DEV_PORT, JAMSOCKET_API_URL};
 pub use backend::{
     Finished, SessionBackend, SessionBackendOptions, StatusStream, Subscription, WatchState,
+    fetch_status,
 };
 pub use dialect::StreamDialect;
 pub use error::{Cause, Error, Result};

@@ -296,6 +296,7 @@ async fn terminate(backend: &Backend, spec: &Spec, child: &mut Child, ending: En
     }
     kind = TerminationKind::Hard;
     backend.push(with(BackendStatus::HardTerminating, TerminationKind::Hard));
+    signal(child, rustix::process::Signal::KILL);
     let _ = child.start_kill();
     let status = child.wait().await.ok();
     exited(backend, status, reason, Some(kind));
@@ -315,13 +316,17 @@ async fn wait_or_hard(backend: &Backend, child: &mut Child) -> Option<ExitStatus
     }
 }
 
+/// Signal the backend's whole process group (it leads its own group), so that a shell's
+/// children go too.
 fn signal(child: &Child, sig: rustix::process::Signal) {
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .and_then(rustix::process::Pid::from_raw);
-    if let Some(Err(e)) = pid.map(|pid| rustix::process::kill_process(pid, sig)) {
-        debug!(error = %e, "signalling the backend failed");
+    let Some(pid) = pid else { return };
+    if let Err(e) = rustix::process::kill_process_group(pid, sig) {
+        debug!(error = %e, "signalling the backend's group failed; signalling the process");
+        let _ = rustix::process::kill_process(pid, sig);
     }
 }
 
@@ -344,6 +349,7 @@ fn spawn(backend: &Backend, spec: &Spec) -> std::io::Result<Child> {
         .env("SESSION_BACKEND_ID", &backend.id)
         .stdin(Stdio::null())
         .stdout(stdout_to_stderr())
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(key) = &backend.key {
         cmd.env("SESSION_BACKEND_KEY", key);
