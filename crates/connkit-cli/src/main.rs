@@ -6,6 +6,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 mod ipc;
+mod session;
 
 /// Keep connections alive: JSTP RPC, socket-file IPC and session backends from the command line.
 #[derive(Debug, Parser)]
@@ -20,6 +21,9 @@ enum Command {
     /// Socket-file IPC, wire-compatible with @crussell52/socket-ipc 0.4.0.
     #[command(subcommand)]
     Ipc(ipc::IpcCommand),
+    /// Session backends: connect (Jamsocket v2), status, watch, and a local dev server.
+    #[command(subcommand)]
+    Session(session::SessionCommand),
     /// Parse an endpoint URL and print it as JSON (scheme, host, port, path).
     Endpoint {
         /// tcp://host:port, tls://host:port, unix:///path, ws://host:port/path or wss://…
@@ -115,6 +119,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Ipc(cmd)) => finish(runtime().and_then(|rt| rt.block_on(ipc::run(cmd)))),
+        Some(Command::Session(cmd)) => {
+            finish(runtime().and_then(|rt| rt.block_on(session::run(cmd))))
+        }
         Some(Command::Endpoint { url }) => match url.parse::<connkit::Endpoint>() {
             Ok(ep) => {
                 let out = serde_json::json!({

@@ -58,3 +58,12 @@ cfg_feature! {
     /// `@crussell52/socket-ipc` 0.4.0.
     pub use connkit_ipc as ipc;
 }
+
+cfg_feature! {
+    "session",
+    /// Session backends (`connkit-session`): a [`SessionBackend`](session::SessionBackend)
+    /// client that follows a backend's status like `@jamsocket/client`, an
+    /// [`ApiClient`](session::ApiClient) for the Jamsocket v2 and Plane connect APIs, and a
+    /// local [`DevServer`](session::dev::DevServer) that runs backends without Docker.
+    pub use connkit_session as session;
+}
