@@ -615,8 +615,19 @@ fn depth_limit_is_configurable() {
     assert!(value::parse_with(b"{a:[1]}", &shallow).is_err());
     assert!(value::parse_with(b"1", &ParseOptions::new().max_depth(0)).is_ok());
     assert!(value::parse_with(b"[]", &ParseOptions::new().max_depth(0)).is_err());
-    let deep = ParseOptions::new().max_depth(1000);
-    assert!(value::parse_with(nested(1000).as_bytes(), &deep).is_ok());
+    // Each level costs stack (about 300 bytes in release builds, a few KiB in debug builds),
+    // so a high limit needs a thread with a big enough stack.
+    let deep_input = nested(1000);
+    let parsed = std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(move || {
+            let deep = ParseOptions::new().max_depth(1000);
+            value::parse_with(deep_input.as_bytes(), &deep).is_ok()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(parsed);
 }
 
 // ---------------------------------------------------------------------------

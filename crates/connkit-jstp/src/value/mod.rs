@@ -235,6 +235,42 @@ impl Value {
     pub fn take(&mut self) -> Value {
         std::mem::take(self)
     }
+
+    /// The string, moved out; any other value is given back as the error.
+    ///
+    /// # Errors
+    ///
+    /// `self` unchanged when it is not a string.
+    pub fn into_string(self) -> Result<String, Value> {
+        match self {
+            Value::String(s) => Ok(s),
+            other => Err(other),
+        }
+    }
+
+    /// The elements, moved out; any other value is given back as the error.
+    ///
+    /// # Errors
+    ///
+    /// `self` unchanged when it is not an array.
+    pub fn into_array(self) -> Result<Vec<Value>, Value> {
+        match self {
+            Value::Array(items) => Ok(items),
+            other => Err(other),
+        }
+    }
+
+    /// The members, moved out; any other value is given back as the error.
+    ///
+    /// # Errors
+    ///
+    /// `self` unchanged when it is not an object.
+    pub fn into_object(self) -> Result<Object, Value> {
+        match self {
+            Value::Object(o) => Ok(o),
+            other => Err(other),
+        }
+    }
 }
 
 impl fmt::Display for Value {

@@ -65,8 +65,9 @@ impl ParseOptions {
 
     /// How many arrays and objects may be nested (`[]` is depth 1). Deeper input fails with
     /// [`ParseError::TooDeep`] instead of exhausting the stack. The parser recurses once per
-    /// level (a few hundred bytes of stack each), so keep this well below what the calling
-    /// thread's stack allows.
+    /// level: about 300 bytes of stack each in release builds, about 2.5 KiB in debug builds,
+    /// so keep this well below what the calling thread's stack allows (the default needs
+    /// under 40 KiB in release builds).
     pub const fn max_depth(mut self, depth: usize) -> ParseOptions {
         self.max_depth = depth;
         self
@@ -321,7 +322,17 @@ impl Parser<'_> {
     }
 
     /// Skips whitespace (ASCII, Unicode spaces, line terminators, BOM) and comments.
+    #[inline(always)]
     fn skip_clutter(&mut self) -> Result<(), ParseError> {
+        // Compact input (what Node sends) has no clutter: one table lookup and out.
+        match self.peek() {
+            Some(b) if CLUTTER_START[usize::from(b)] => self.skip_clutter_slow(),
+            _ => Ok(()),
+        }
+    }
+
+    #[inline(never)]
+    fn skip_clutter_slow(&mut self) -> Result<(), ParseError> {
         loop {
             let Some(b) = self.peek() else { return Ok(()) };
             match b {
@@ -365,7 +376,11 @@ impl Parser<'_> {
             b'{' => self.object(),
             b'[' => self.array(),
             b'\'' | b'"' => self.string(b).map(Value::String),
-            b'0'..=b'9' | b'-' | b'+' | b'.' => self.number(true).map(Value::Number),
+            b'0'..=b'9' => match self.small_integer() {
+                Some(n) => Ok(Value::Number(n)),
+                None => self.number(true).map(Value::Number),
+            },
+            b'-' | b'+' | b'.' => self.number(true).map(Value::Number),
             b't' => self.keyword("true", Value::Bool(true)),
             b'f' => self.keyword("false", Value::Bool(false)),
             b'n' => self.keyword("null", Value::Null),
@@ -538,8 +553,38 @@ impl Parser<'_> {
     }
 
     fn ident_text(&self, start: usize) -> String {
-        // Only ASCII identifier bytes and whole decoded characters were consumed.
-        String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()
+        // Only ASCII identifier bytes and whole decoded characters were consumed, so this is
+        // valid UTF-8 (`from_utf8` has an ASCII fast path).
+        std::str::from_utf8(&self.s[start..self.pos])
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
+
+    /// Fast path for the most common number: an unsigned integer of 1 to 15 digits (below
+    /// 2^53, so exact) with no fraction or exponent after it, and no leading zero. Consumes
+    /// it and returns its value, or consumes nothing and returns `None`.
+    #[inline(always)]
+    fn small_integer(&mut self) -> Option<f64> {
+        let rest = &self.s[self.pos..];
+        let len = rest
+            .iter()
+            .take(16)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if len == 0 || len > 15 || (len > 1 && rest[0] == b'0') {
+            return None;
+        }
+        if matches!(
+            rest.get(len),
+            Some(b'.' | b'e' | b'E' | b'x' | b'X' | b'o' | b'O' | b'b' | b'B')
+        ) {
+            return None;
+        }
+        let n = rest[..len]
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        self.pos += len;
+        Some(n as f64)
     }
 
     /// A number literal; `signed` allows a leading `+`/`-` (not in keys).
@@ -837,6 +882,24 @@ impl Parser<'_> {
         )
     }
 }
+
+/// Bytes that may start whitespace or a comment.
+static CLUTTER_START: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0x80;
+    while i < 256 {
+        table[i] = true;
+        i += 1;
+    }
+    table[b' ' as usize] = true;
+    table[b'\t' as usize] = true;
+    table[b'\n' as usize] = true;
+    table[b'\r' as usize] = true;
+    table[0x0B] = true;
+    table[0x0C] = true;
+    table[b'/' as usize] = true;
+    table
+};
 
 /// Whether a value can start with byte `b` (see `Parser::value`).
 fn starts_value(b: u8) -> bool {
