@@ -532,8 +532,9 @@ impl SessionBackend {
         Subscription::new(shared, id)
     }
 
-    /// A stream of the states: the current one first (if any), then each new one. It ends
-    /// after `terminated` or when the client finishes. Never blocks the client; a stream
+    /// A stream of the states: every state delivered so far, then each new one (so it does
+    /// not matter when it is called). It ends after `terminated` or when the client
+    /// finishes. Never blocks the client; a stream
     /// that is not read falls behind and skips to newer states.
     #[must_use]
     pub fn statuses(&self) -> StatusStream {
@@ -616,6 +617,9 @@ impl Tracker {
     }
 }
 
+/// How many delivered states [`SessionBackend::statuses`] replays at most.
+const MAX_HISTORY: usize = 64;
+
 type ReadyFn = Box<dyn FnOnce() + Send>;
 type TerminatedFn = Box<dyn FnOnce(&BackendState) + Send>;
 type StatusFn = Arc<dyn Fn(&BackendState) + Send + Sync>;
@@ -624,6 +628,8 @@ type StatusFn = Arc<dyn Fn(&BackendState) + Send + Sync>;
 struct Callbacks {
     next: u64,
     tracker: Tracker,
+    /// Every state delivered, in order (at most 8 known statuses plus a few unknown ones).
+    history: Vec<BackendState>,
     ready: Vec<(u64, ReadyFn)>,
     terminated: Vec<(u64, TerminatedFn)>,
     status: Vec<(u64, StatusFn)>,
@@ -670,6 +676,9 @@ impl Shared {
             }
             let is_ready = state.status == BackendStatus::Ready;
             let is_terminated = state.is_terminated();
+            if m.history.len() < MAX_HISTORY {
+                m.history.push(state.clone());
+            }
             self.state.send_modify(|w| {
                 w.latest = Some(state.clone());
                 if is_ready {
@@ -828,7 +837,7 @@ impl fmt::Debug for StatusStream {
 }
 
 struct StreamState {
-    first: Option<BackendState>,
+    first: std::collections::VecDeque<BackendState>,
     rx: broadcast::Receiver<BackendState>,
     watch: watch::Receiver<WatchState>,
     skip_up_to: Option<BackendState>,
@@ -842,19 +851,23 @@ fn not_newer(state: &BackendState, than: &BackendState) -> bool {
 
 impl StatusStream {
     fn new(shared: &Shared) -> Self {
-        let rx = shared.statuses.subscribe();
+        // Under the lock, so that no state falls between the history and the subscription
+        // (one delivered in between is in both, and skipped from the subscription).
+        let (history, rx) = {
+            let m = shared.lock();
+            (m.history.clone(), shared.statuses.subscribe())
+        };
         let watch = shared.state.subscribe();
-        let first = watch.borrow().latest.clone();
-        let done = first.as_ref().is_some_and(BackendState::is_terminated);
+        let done = history.last().is_some_and(BackendState::is_terminated);
         let st = StreamState {
-            skip_up_to: first.clone(),
-            first,
+            skip_up_to: history.last().cloned(),
+            first: history.into(),
             rx,
             watch,
             done,
         };
         let inner = futures_util::stream::unfold(st, |mut st| async move {
-            if let Some(first) = st.first.take() {
+            if let Some(first) = st.first.pop_front() {
                 return Some((first, st));
             }
             loop {

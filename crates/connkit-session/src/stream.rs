@@ -701,7 +701,7 @@ mod tests {
         let l = log.clone();
         let _now = backend.on_ready(move || lock(&l).push("immediate".into()));
         assert_eq!(*lock(&log), ["ready cb", "status ready", "immediate"]);
-        // A late statuses() starts with the current state.
+        // A late statuses() replays what was delivered (here only `ready`).
         let mut s = backend.statuses();
         assert_eq!(s.next().await.unwrap().status, BackendStatus::Ready);
         backend.destroy();

@@ -226,7 +226,19 @@ async fn hard_terminate_startup_timeout_and_bad_commands() {
         api.terminate(&resp.backend_id, true).await.unwrap();
         let last = backend.terminated().await.unwrap();
         let seen: Vec<_> = states.by_ref().collect().await;
-        assert_eq!(names(&seen), ["ready", "hard-terminating", "terminated"]);
+        assert_eq!(
+            names(&seen),
+            [
+                "scheduled",
+                "loading",
+                "starting",
+                "waiting",
+                "ready",
+                "hard-terminating",
+                "terminated"
+            ],
+            "a late statuses() replays the history"
+        );
         assert_eq!(last.termination_kind, Some(TerminationKind::Hard));
         assert_eq!(last.exit_error, Some(true));
         // Unknown backends are 404s; spawn: false on an unknown key is a 409.
