@@ -6,6 +6,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 mod ipc;
+mod jstp;
 mod session;
 
 /// Keep connections alive: JSTP RPC, socket-file IPC and session backends from the command line.
@@ -18,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// JSTP RPC, wire-compatible with @metarhia/jstp 2.3.0: serve, call, inspect, listen.
+    #[command(subcommand)]
+    Jstp(jstp::JstpCommand),
     /// Socket-file IPC, wire-compatible with @crussell52/socket-ipc 0.4.0.
     #[command(subcommand)]
     Ipc(ipc::IpcCommand),
@@ -51,6 +55,14 @@ impl Failure {
         Self {
             code: 2,
             message: message.into(),
+        }
+    }
+
+    /// Exit with `code`; the command has already printed why.
+    pub(crate) fn reported(code: u8) -> Self {
+        Self {
+            code,
+            message: String::new(),
         }
     }
 }
@@ -91,7 +103,9 @@ fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("connkit: {}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("connkit: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }
@@ -118,6 +132,7 @@ fn main() -> ExitCode {
             let _ = Cli::command().print_help();
             ExitCode::SUCCESS
         }
+        Some(Command::Jstp(cmd)) => finish(runtime().and_then(|rt| rt.block_on(jstp::run(cmd)))),
         Some(Command::Ipc(cmd)) => finish(runtime().and_then(|rt| rt.block_on(ipc::run(cmd)))),
         Some(Command::Session(cmd)) => {
             finish(runtime().and_then(|rt| rt.block_on(session::run(cmd))))

@@ -1044,9 +1044,13 @@ impl Connection {
     /// subscriber that falls more than 1024 events behind gets `Err(Lagged)`.
     #[must_use]
     pub fn remote_events(&self, interface: Option<&str>) -> RemoteEvents {
+        let mut state = self.shared.hub.state();
         RemoteEvents {
             inner: BroadcastStream::new(self.shared.remote_events.subscribe()),
             interface: interface.map(str::to_owned),
+            closed: Some(Box::pin(async move {
+                let _ = state.wait_for(|s| *s == ConnectionState::Closed).await;
+            })),
         }
     }
 
@@ -1179,10 +1183,12 @@ impl RemoteProxy {
 }
 
 /// A [`Stream`] of [`RemoteEvent`]s, optionally of one interface; `Err(Lagged)` when this
-/// subscriber fell behind. Ends when the connection closes.
+/// subscriber fell behind. Ends when the connection closes (after the events received
+/// before).
 pub struct RemoteEvents {
     inner: BroadcastStream<RemoteEvent>,
     interface: Option<String>,
+    closed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl fmt::Debug for RemoteEvents {
@@ -1199,7 +1205,18 @@ impl Stream for RemoteEvents {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         loop {
             match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    let Some(closed) = self.closed.as_mut() else {
+                        return Poll::Ready(None);
+                    };
+                    return match closed.as_mut().poll(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(()) => {
+                            self.closed = None;
+                            Poll::Ready(None)
+                        }
+                    };
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(missed)))) => {
                     return Poll::Ready(Some(Err(Lagged { missed })));

@@ -97,6 +97,9 @@ pub mod semver_range;
 mod server;
 pub mod value;
 
+/// The `semver` crate, for [`Application`] versions.
+pub use semver;
+
 pub use app::{Application, Applications, Interface};
 pub use client::{AppTarget, Client, ClientOptions};
 pub use connection::{

@@ -52,6 +52,14 @@ cfg_feature! {
 }
 
 cfg_feature! {
+    "jstp",
+    /// JSTP RPC (`connkit-jstp`): a [`Server`](jstp::Server) on any number of endpoints and a
+    /// [`Client`](jstp::Client) with calls, events, inspect and server-to-client calls,
+    /// wire-compatible with `@metarhia/jstp` 2.3.0.
+    pub use connkit_jstp as jstp;
+}
+
+cfg_feature! {
     "ipc",
     /// Socket-file IPC (`connkit-ipc`): a [`Server`](ipc::Server) and auto-reconnecting
     /// [`Client`](ipc::Client)s exchanging `{topic, message}` messages, wire-compatible with
