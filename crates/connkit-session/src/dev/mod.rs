@@ -9,10 +9,10 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v2/service/{account}/{service}/connect` | [`ConnectResponse`](crate::ConnectResponse) (Jamsocket URLs, ISO times) |
+//! | `POST /v2/service/{account}/{service}/connect` | [`ConnectResponse`] (Jamsocket URLs, ISO times) |
 //! | `GET /v2/backend/{id}/status`, `…/status/stream` | state JSON, SSE stream |
 //! | `POST /v2/backend/{id}/terminate` `{"hard":bool}` | `null` |
-//! | `POST /ctrl/connect` | Plane connect ([`PlaneConnectRequest`](crate::PlaneConnectRequest)) |
+//! | `POST /ctrl/connect` | Plane connect ([`PlaneConnectRequest`]) |
 //! | `POST /ctrl/b/{id}/soft-terminate`, `/hard-terminate` | `null` |
 //! | `GET /pub/b/{id}/status`, `/pub/b/{id}/status-stream` | Plane's forms (epoch-ms times) |
 //! | `GET /pub/health` | `{"status":"ok"}` |
@@ -286,6 +286,8 @@ impl DevServer {
     }
 
     /// Complete when the server has been shut down (for a CLI that also waits for a signal).
+    ///
+    /// Cancel safe.
     pub async fn stopped(&self) {
         self.shared.cancel.cancelled().await;
     }
