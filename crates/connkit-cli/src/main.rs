@@ -5,6 +5,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+mod bench;
 mod ipc;
 mod jstp;
 mod session;
@@ -22,6 +23,10 @@ enum Command {
     /// JSTP RPC, wire-compatible with @metarhia/jstp 2.3.0: serve, call, inspect, listen.
     #[command(subcommand)]
     Jstp(jstp::JstpCommand),
+    /// Load generators for any JSTP or socket-ipc server; print throughput and latency
+    /// percentiles as one JSON line.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Socket-file IPC, wire-compatible with @crussell52/socket-ipc 0.4.0.
     #[command(subcommand)]
     Ipc(ipc::IpcCommand),
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Jstp(cmd)) => finish(runtime().and_then(|rt| rt.block_on(jstp::run(cmd)))),
+        Some(Command::Bench(cmd)) => finish(runtime().and_then(|rt| rt.block_on(bench::run(cmd)))),
         Some(Command::Ipc(cmd)) => finish(runtime().and_then(|rt| rt.block_on(ipc::run(cmd)))),
         Some(Command::Session(cmd)) => {
             finish(runtime().and_then(|rt| rt.block_on(session::run(cmd))))
