@@ -1,5 +1,6 @@
 //! connkit-ipc: codec, Rust↔Rust round trips (sequential and pipelined), one 16 MiB frame.
 
+use bytes::Bytes;
 use connkit::ipc::{Client, ClientOptions, Server, ServerOptions, wire};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use serde_json::{Value, json};
@@ -17,19 +18,49 @@ pub(crate) fn codec(c: &mut Criterion) {
     for size in [16usize, 1024] {
         let msg = payload(size);
         let mut frame = Vec::new();
-        wire::encode("echo", Some(&msg), &mut frame).unwrap_or_else(|e| panic!("{e}"));
+        wire::encode_value("echo", Some(&msg), &mut frame).unwrap_or_else(|e| panic!("{e}"));
+        let frame = Bytes::from(frame);
         g.throughput(Throughput::Elements(1));
+        // Writing a value out (what `send(topic, &value)` does).
         g.bench_with_input(BenchmarkId::new("encode", size), &msg, |b, msg| {
             let mut out = Vec::with_capacity(2048);
             b.iter(|| {
                 out.clear();
-                wire::encode("echo", Some(msg), &mut out).unwrap_or_else(|e| panic!("{e}"));
+                wire::encode_value("echo", Some(msg), &mut out).unwrap_or_else(|e| panic!("{e}"));
                 black_box(out.len())
             });
         });
+        // Sending a received payload again (an echo or a forward): a copy.
+        let received = wire::decode_bytes(frame.clone()).unwrap_or_else(|e| panic!("{e}"));
+        g.bench_with_input(
+            BenchmarkId::new("re-encode received", size),
+            &received.message,
+            |b, payload| {
+                let mut out = Vec::with_capacity(2048);
+                b.iter(|| {
+                    out.clear();
+                    wire::encode("echo", payload, &mut out).unwrap_or_else(|e| panic!("{e}"));
+                    black_box(out.len())
+                });
+            },
+        );
+        // Receiving: topic plus a checked, unparsed payload (what the server does per frame).
         g.bench_with_input(BenchmarkId::new("decode", size), &frame, |b, frame| {
-            b.iter(|| black_box(wire::decode(frame).unwrap_or_else(|e| panic!("{e}"))));
+            b.iter(|| {
+                black_box(wire::decode_bytes(frame.clone()).unwrap_or_else(|e| panic!("{e}")))
+            });
         });
+        // Receiving and then reading the payload as a `serde_json::Value`.
+        g.bench_with_input(
+            BenchmarkId::new("decode + value()", size),
+            &frame,
+            |b, frame| {
+                b.iter(|| {
+                    let env = wire::decode_bytes(frame.clone()).unwrap_or_else(|e| panic!("{e}"));
+                    black_box(env.message.value().is_some())
+                });
+            },
+        );
     }
     g.finish();
 }
@@ -50,9 +81,8 @@ async fn pair(tag: &str) -> Pair {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     server
-        .on(None, |m| async move {
-            m.reply(&m.topic, m.message.clone()).await
-        })
+        // Echo: the received payload goes back byte for byte.
+        .on(None, |m| async move { m.reply(&m.topic, &m.message).await })
         .detach();
     let client = ClientOptions::new(&path)
         .max_frame_len(64 << 20)
@@ -90,8 +120,9 @@ pub(crate) fn round_trips(c: &mut Criterion) {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
+                        // `&Value`: written out on each send, as JSON.stringify does in Node.
                         p.client
-                            .send("echo", msg.clone())
+                            .send("echo", msg)
                             .await
                             .unwrap_or_else(|e| panic!("{e}"));
                         black_box(sub.recv().await);
@@ -113,7 +144,7 @@ pub(crate) fn round_trips(c: &mut Criterion) {
                         let sender = tokio::spawn(async move {
                             for _ in 0..BATCH {
                                 client
-                                    .send("echo", m.clone())
+                                    .send("echo", &m)
                                     .await
                                     .unwrap_or_else(|e| panic!("{e}"));
                             }
@@ -137,7 +168,7 @@ pub(crate) fn round_trips(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..iters {
                     p.client
-                        .send("big", big.clone())
+                        .send("big", &big)
                         .await
                         .unwrap_or_else(|e| panic!("{e}"));
                     black_box(sub.recv().await);

@@ -3,7 +3,7 @@
 use crate::{Failure, print_json, shutdown_signal};
 use clap::Subcommand;
 use connkit::core::backoff::Backoff;
-use connkit::ipc::{ClientOptions, ServerEvent, ServerOptions};
+use connkit::ipc::{ClientOptions, Payload, ServerEvent, ServerOptions};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -68,7 +68,8 @@ pub(crate) async fn run(cmd: IpcCommand) -> Result<(), Failure> {
     }
 }
 
-fn line(topic: &str, message: Option<&Value>) -> Value {
+/// `{"topic":…,"message":…}`; an absent message is `null`.
+fn line(topic: &str, message: &Payload) -> Value {
     json!({"topic": topic, "message": message})
 }
 
@@ -77,9 +78,7 @@ async fn serve(socket: PathBuf, echo: bool) -> Result<(), Failure> {
     let mut events = server.events();
     if echo {
         server
-            .on(None, |m| async move {
-                m.reply(&m.topic, m.message.clone()).await
-            })
+            .on(None, |m| async move { m.reply(&m.topic, &m.message).await })
             .detach();
     }
     server
@@ -144,7 +143,7 @@ async fn send(
             .recv()
             .await
             .ok_or_else(|| Failure::runtime("the connection closed before a reply arrived"))?;
-        print_json(&line(&m.topic, m.message.as_ref()));
+        print_json(&line(&m.topic, &m.message));
     }
     client.close().await;
     Ok(())
@@ -158,7 +157,7 @@ async fn listen(socket: PathBuf, topic: Option<String>) -> Result<(), Failure> {
     client.start();
     let printer = async {
         while let Some(m) = sub.recv().await {
-            print_json(&line(&m.topic, m.message.as_ref()));
+            print_json(&line(&m.topic, &m.message));
         }
     };
     tokio::select! {

@@ -4,14 +4,13 @@
 use crate::error::{BoxError, Error, Result};
 use crate::router::{HandlerGuard, Router, Subscription};
 use crate::transcoder::{JsonTranscoder, Transcoder};
-use crate::{Incoming, Replier};
+use crate::{Incoming, Payload, Replier};
 use bytes::Bytes;
 use connkit_core::backoff::{Backoff, BackoffPolicy, Jitter};
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
 use connkit_core::transport::{MessageReceiver, MessageSender, TransportOptions, connect};
 use connkit_core::{Endpoint, ErrorKind};
 use connkit_reconnect::{Attempt, ConnId, Connector, Event as SupEvent, Feed, Options, Supervisor};
-use serde_json::Value;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -156,8 +155,8 @@ pub enum ClientEvent {
     Message {
         /// The topic.
         topic: String,
-        /// The payload (`None` when absent on the wire).
-        message: Option<Value>,
+        /// The payload (shared with handlers and subscriptions; parsed on demand).
+        message: Payload,
     },
     /// Retrying stopped after this many attempts (only with a capped backoff).
     GaveUp {
@@ -428,28 +427,32 @@ impl Shared {
         }
     }
 
-    fn encode(&self, topic: &str, message: Option<&Value>) -> Result<Bytes> {
-        let mut out = Vec::with_capacity(64);
-        self.opts
-            .transcoder
-            .encode(topic, message, &mut out)
-            .map_err(|source| Error::Encode {
-                topic: topic.to_owned(),
-                source,
-            })?;
-        Ok(Bytes::from(out))
+    fn encode(&self, topic: &str, message: &Payload) -> Result<Bytes> {
+        crate::encode_frame(&*self.opts.transcoder, topic, message)
     }
 
-    async fn send(&self, topic: &str, message: Option<&Value>) -> Result<()> {
+    async fn send(&self, topic: &str, message: &Payload) -> Result<()> {
         if self.closing.load(Ordering::Acquire) {
             return Err(Error::SendAfterClose {
                 topic: topic.to_owned(),
             });
         }
-        let bytes = self.encode(topic, message)?;
+        let mut bytes = self.encode(topic, message)?;
         let tx = {
             let mut st = lock(&self.link);
             match &st.link {
+                // Usually there is room: queue it now, without cloning the sender.
+                Some(link) if st.queue.is_empty() && link.tx.queue_room() > 0 => {
+                    match link.tx.try_send(bytes) {
+                        Ok(()) => return Ok(()),
+                        Err(e) if e.kind() == ErrorKind::QueueFull => {
+                            // Taken by a concurrent sender since; encode again and wait.
+                            bytes = self.encode(topic, message)?;
+                            link.tx.clone()
+                        }
+                        Err(e) => return Err(send_error(topic, e)),
+                    }
+                }
                 Some(link) if st.queue.is_empty() => link.tx.clone(),
                 _ if self.opts.offline_queue == 0 => {
                     return Err(Error::NoServer {
@@ -467,12 +470,16 @@ impl Shared {
                 }
             }
         };
-        tx.send(bytes).await.map_err(|e| match e.kind() {
-            ErrorKind::Closed => Error::NoServer {
-                topic: topic.to_owned(),
-            },
-            _ => Error::Transport(e),
-        })
+        tx.send(bytes).await.map_err(|e| send_error(topic, e))
+    }
+}
+
+fn send_error(topic: &str, e: connkit_core::Error) -> Error {
+    match e.kind() {
+        ErrorKind::Closed => Error::NoServer {
+            topic: topic.to_owned(),
+        },
+        _ => Error::Transport(e),
     }
 }
 
@@ -551,17 +558,26 @@ async fn read_loop(
     stop: CancellationToken,
 ) {
     let mut decoder = shared.opts.transcoder.decoder();
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    let mut frames: u32 = 0;
     let failure: Option<Error> = loop {
+        // Frames first; the stop token (a lock to poll) is checked every 32 frames while
+        // frames keep coming.
+        frames = frames.wrapping_add(1);
+        if frames.is_multiple_of(32) && stop.is_cancelled() {
+            return;
+        }
         let frame = tokio::select! {
             biased;
-            () = stop.cancelled() => return,
             f = rx.recv() => f,
+            () = &mut stopped => return,
         };
         match frame {
             None => break None,
             Some(Err(e)) if e.kind() == ErrorKind::Io => break None,
             Some(Err(e)) => break Some(e.into()),
-            Some(Ok(bytes)) => match decoder.decode(&bytes) {
+            Some(Ok(bytes)) => match decoder.decode(bytes) {
                 Err(source) => {
                     break Some(Error::Decode {
                         from: "server".to_owned(),
@@ -581,7 +597,7 @@ async fn read_loop(
                         client: None,
                         replier: Replier::Client(Arc::downgrade(&shared)),
                     };
-                    if let Err(e) = shared.router.dispatch(&incoming).await {
+                    if let Err(e) = shared.router.dispatch(incoming).await {
                         break Some(e);
                     }
                 }
@@ -606,7 +622,7 @@ async fn read_loop(
 pub(crate) async fn reply_from_client(
     shared: &Weak<Shared>,
     topic: &str,
-    message: Option<&Value>,
+    message: &Payload,
 ) -> Result<()> {
     match shared.upgrade() {
         Some(s) => s.send(topic, message).await,
@@ -719,8 +735,8 @@ impl Client {
     /// [`Error::SendAfterClose`] after [`close`](Self::close); [`Error::Encode`];
     /// [`Error::NoServer`] while disconnected (without an offline queue);
     /// [`Error::QueueFull`] when the offline queue is full.
-    pub async fn send(&self, topic: &str, message: impl Into<Option<Value>>) -> Result<()> {
-        self.inner.shared.send(topic, message.into().as_ref()).await
+    pub async fn send(&self, topic: &str, message: impl Into<Payload>) -> Result<()> {
+        self.inner.shared.send(topic, &message.into()).await
     }
 
     /// Close for good: cancel any attempt or wait in progress, flush and end the connection,

@@ -13,12 +13,14 @@
 //! # async fn run() -> Result<(), connkit_ipc::Error> {
 //! let server = ServerOptions::new("/tmp/app.sock").mode(0o600).listen().await?;
 //! // Echo every message on topic "ping" back to its sender as "pong".
-//! server.on(Some("ping"), |m| async move { m.reply("pong", m.message.clone()).await }).detach();
+//! // The payload is sent back as received: its bytes are copied, not parsed and re-written.
+//! server.on(Some("ping"), |m| async move { m.reply("pong", &m.message).await }).detach();
 //! server.broadcast("hello", json!({"from": "server"})).await?;
 //! let mut events = server.events();
 //! while let Some(Ok(ev)) = events.next().await {
 //!     if let ServerEvent::Message { topic, message, client } = ev {
-//!         println!("{client}: {topic} {message:?}");
+//!         // Parsed on demand (and kept): `message.value()`, or `message.deserialize::<T>()`.
+//!         println!("{client}: {topic} {:?}", message.value());
 //!     }
 //! }
 //! # Ok(()) }
@@ -36,6 +38,7 @@
 
 mod client;
 mod error;
+mod payload;
 mod router;
 mod server;
 pub mod transcoder;
@@ -43,15 +46,16 @@ pub mod wire;
 
 pub use client::{Client, ClientEvent, ClientOptions, ClientState, Delay};
 pub use error::{BoxError, Error, Result};
+pub use payload::Payload;
 pub use router::{HandlerGuard, Subscription};
 pub use server::{Server, ServerEvent, ServerOptions, ServerState, SlowClient};
 pub use transcoder::{JsonTranscoder, Transcoder};
 pub use wire::Envelope;
 
-use serde_json::Value;
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 /// The default largest frame: 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
@@ -100,8 +104,9 @@ impl From<uuid::Uuid> for ClientId {
 pub struct Incoming {
     /// The topic.
     pub topic: String,
-    /// The payload (`None` when absent on the wire).
-    pub message: Option<Value>,
+    /// The payload: JSON text checked on receipt, parsed on demand
+    /// ([`Payload::value`], [`Payload::deserialize`]); absent when the sender left it out.
+    pub message: Payload,
     /// The sender, on a server; `None` on a client (the sender is the server).
     pub client: Option<ClientId>,
     replier: Replier,
@@ -109,7 +114,7 @@ pub struct Incoming {
 
 #[derive(Clone)]
 enum Replier {
-    Server(Weak<server::Shared>),
+    Server(Weak<server::Shared>, Arc<server::ClientEntry>),
     Client(Weak<client::Shared>),
 }
 
@@ -124,27 +129,64 @@ impl fmt::Debug for Incoming {
 }
 
 impl Incoming {
-    /// Send a message back to whoever sent this one.
+    /// Send a message back to whoever sent this one. `reply(topic, &m.message)` sends the
+    /// received payload back byte for byte.
     ///
     /// Cancel safe: if dropped before completing, nothing was queued.
     ///
     /// # Errors
     /// As `Server::send` (or `Client::send` on a client); [`Error::SendAfterClose`] when the
     /// server or client is gone.
-    pub async fn reply(&self, topic: &str, message: impl Into<Option<Value>>) -> Result<()> {
+    pub async fn reply(&self, topic: &str, message: impl Into<Payload>) -> Result<()> {
         match &self.replier {
-            Replier::Server(shared) => {
+            Replier::Server(shared, entry) => {
                 let shared = shared.upgrade().ok_or_else(|| Error::SendAfterClose {
                     topic: topic.to_owned(),
                 })?;
-                let client = self.client.ok_or(Error::NoServer {
-                    topic: topic.to_owned(),
-                })?;
-                shared.send(topic, message.into().as_ref(), client).await
+                shared.send_to(entry, topic, &message.into()).await
             }
             Replier::Client(shared) => {
-                client::reply_from_client(shared, topic, message.into().as_ref()).await
+                client::reply_from_client(shared, topic, &message.into()).await
             }
         }
     }
+}
+
+/// Frames up to this size are encoded in a reused per-thread buffer, then copied into an
+/// allocation of exactly their size (one allocation per frame); larger ones are encoded in
+/// place.
+const SCRATCH_LIMIT: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Encode one frame body with `transcoder`.
+pub(crate) fn encode_frame(
+    transcoder: &dyn transcoder::Transcoder,
+    topic: &str,
+    message: &Payload,
+) -> Result<bytes::Bytes> {
+    let fail = |source| Error::Encode {
+        topic: topic.to_owned(),
+        source,
+    };
+    if message.known_len().is_none_or(|n| n <= SCRATCH_LIMIT) {
+        let small = SCRATCH.with(|cell| {
+            let mut buf = cell.try_borrow_mut().ok()?;
+            buf.clear();
+            let res = transcoder.encode(topic, message, &mut buf);
+            let out = res.map(|()| bytes::Bytes::copy_from_slice(&buf));
+            if buf.capacity() > SCRATCH_LIMIT {
+                *buf = Vec::new();
+            }
+            Some(out)
+        });
+        if let Some(res) = small {
+            return res.map_err(fail);
+        }
+    }
+    let mut out = Vec::new();
+    transcoder.encode(topic, message, &mut out).map_err(fail)?;
+    Ok(bytes::Bytes::from(out))
 }

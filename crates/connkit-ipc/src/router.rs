@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 type HandlerFn = Arc<dyn Fn(Incoming) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
+#[derive(Clone)]
 struct Route<T> {
     id: u64,
     topic: Option<String>,
@@ -27,15 +28,16 @@ impl<T> Route<T> {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Routes {
     subs: Vec<Route<mpsc::Sender<Incoming>>>,
     handlers: Vec<Route<HandlerFn>>,
 }
 
-/// Subscriptions and handlers by topic.
+/// Subscriptions and handlers by topic. Dispatch takes a snapshot of the routes (an `Arc`
+/// clone); changing them copies the lists if a dispatch still holds the old snapshot.
 pub(crate) struct Router {
-    routes: RwLock<Routes>,
+    routes: RwLock<Arc<Routes>>,
     next: AtomicU64,
     capacity: usize,
 }
@@ -43,25 +45,38 @@ pub(crate) struct Router {
 impl Router {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            routes: RwLock::new(Routes::default()),
+            routes: RwLock::new(Arc::new(Routes::default())),
             next: AtomicU64::new(1),
             capacity: capacity.max(1),
         }
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
-        self.routes
+    fn change(&self, f: impl FnOnce(&mut Routes)) {
+        let mut routes = self
+            .routes
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(Arc::make_mut(&mut routes));
+    }
+
+    fn snapshot(&self) -> Arc<Routes> {
+        Arc::clone(
+            &self
+                .routes
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     pub(crate) fn subscribe(self: &Arc<Self>, topic: Option<&str>) -> Subscription {
         let (tx, rx) = mpsc::channel(self.capacity);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.write().subs.push(Route {
-            id,
-            topic: topic.map(str::to_owned),
-            target: tx,
+        self.change(|r| {
+            r.subs.push(Route {
+                id,
+                topic: topic.map(str::to_owned),
+                target: tx,
+            });
         });
         Subscription {
             rx,
@@ -81,10 +96,12 @@ impl Router {
             Box::pin(async move { fut.await.map_err(Into::into) })
         });
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.write().handlers.push(Route {
-            id,
-            topic: topic.map(str::to_owned),
-            target: f,
+        self.change(|r| {
+            r.handlers.push(Route {
+                id,
+                topic: topic.map(str::to_owned),
+                target: f,
+            });
         });
         HandlerGuard {
             id: Some(id),
@@ -93,51 +110,62 @@ impl Router {
     }
 
     fn remove(&self, id: u64) {
-        let mut routes = self.write();
-        routes.subs.retain(|r| r.id != id);
-        routes.handlers.retain(|r| r.id != id);
+        self.change(|routes| {
+            routes.subs.retain(|r| r.id != id);
+            routes.handlers.retain(|r| r.id != id);
+        });
     }
 
     /// Deliver to every matching subscription (waiting for room: nothing is dropped), then run
-    /// every matching handler in order. A failing or panicking handler is an
-    /// [`Error::Handler`].
-    pub(crate) async fn dispatch(&self, incoming: &Incoming) -> Result<()> {
-        let (subs, handlers): (Vec<(u64, mpsc::Sender<Incoming>)>, Vec<HandlerFn>) = {
-            let routes = self
-                .routes
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            (
-                routes
-                    .subs
-                    .iter()
-                    .filter(|r| r.matches(&incoming.topic))
-                    .map(|r| (r.id, r.target.clone()))
-                    .collect(),
-                routes
-                    .handlers
-                    .iter()
-                    .filter(|r| r.matches(&incoming.topic))
-                    .map(|r| Arc::clone(&r.target))
-                    .collect(),
-            )
-        };
-        for (id, tx) in subs {
-            if tx.send(incoming.clone()).await.is_err() {
-                self.remove(id);
+    /// every matching handler in order. The message is cloned for all targets but the last,
+    /// which gets it. A failing or panicking handler is an [`Error::Handler`].
+    pub(crate) async fn dispatch(&self, incoming: Incoming) -> Result<()> {
+        let routes = self.snapshot();
+        let topic = incoming.topic.as_str();
+        let mut left = routes.subs.iter().filter(|r| r.matches(topic)).count()
+            + routes.handlers.iter().filter(|r| r.matches(topic)).count();
+        let mut incoming = Some(incoming);
+        for r in &routes.subs {
+            let Some(cur) = incoming.as_ref() else { break };
+            if !r.matches(&cur.topic) {
+                continue;
+            }
+            left -= 1;
+            let m = if left == 0 {
+                incoming.take()
+            } else {
+                incoming.clone()
+            };
+            if let Some(m) = m
+                && r.target.send(m).await.is_err()
+            {
+                self.remove(r.id);
             }
         }
-        for h in handlers {
-            let source: BoxError = match AssertUnwindSafe(h(incoming.clone())).catch_unwind().await
-            {
+        for r in &routes.handlers {
+            let Some(cur) = incoming.as_ref() else { break };
+            if !r.matches(&cur.topic) {
+                continue;
+            }
+            left -= 1;
+            // For the error report of a catch-all handler that takes the message itself.
+            let topic = (left == 0 && r.topic.is_none()).then(|| cur.topic.clone());
+            let m = if left == 0 {
+                incoming.take()
+            } else {
+                incoming.clone()
+            };
+            let Some(m) = m else { break };
+            let source: BoxError = match AssertUnwindSafe((r.target)(m)).catch_unwind().await {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e,
                 Err(panic) => panic_message(&*panic).into(),
             };
-            return Err(Error::Handler {
-                topic: incoming.topic.clone(),
-                source,
-            });
+            let topic = topic
+                .or_else(|| r.topic.clone())
+                .or_else(|| incoming.as_ref().map(|m| m.topic.clone()))
+                .unwrap_or_default();
+            return Err(Error::Handler { topic, source });
         }
         Ok(())
     }

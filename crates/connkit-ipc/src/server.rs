@@ -4,12 +4,11 @@
 use crate::error::{BoxError, Error, Result};
 use crate::router::{HandlerGuard, Router, Subscription};
 use crate::transcoder::{JsonTranscoder, Transcoder};
-use crate::{ClientId, Incoming, Replier};
+use crate::{ClientId, Incoming, Payload, Replier};
 use bytes::Bytes;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
 use connkit_core::transport::{Listener, MessageSender, TransportOptions, listen};
 use connkit_core::{Endpoint, ErrorKind};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -65,8 +64,8 @@ pub enum ServerEvent {
     Message {
         /// The topic.
         topic: String,
-        /// The payload (`None` when absent on the wire).
-        message: Option<Value>,
+        /// The payload (shared with handlers and subscriptions; parsed on demand).
+        message: Payload,
         /// The sender.
         client: ClientId,
     },
@@ -212,7 +211,10 @@ impl ServerOptions {
     }
 }
 
-struct ClientEntry {
+/// One connected client. Shared by the client map and by every [`Incoming`] from it, so a
+/// reply needs no lookup.
+pub(crate) struct ClientEntry {
+    id: ClientId,
     tx: MessageSender,
     kick: CancellationToken,
 }
@@ -220,7 +222,7 @@ struct ClientEntry {
 pub(crate) struct Shared {
     opts: ServerOptions,
     hub: EventHub<ServerState, ServerEvent>,
-    clients: Mutex<HashMap<ClientId, ClientEntry>>,
+    clients: Mutex<HashMap<ClientId, Arc<ClientEntry>>>,
     router: Arc<Router>,
     stop_accept: CancellationToken,
     stop_clients: CancellationToken,
@@ -365,12 +367,10 @@ impl Server {
     pub async fn send(
         &self,
         topic: &str,
-        message: impl Into<Option<Value>>,
+        message: impl Into<Payload>,
         client: ClientId,
     ) -> Result<()> {
-        self.shared()
-            .send(topic, message.into().as_ref(), client)
-            .await
+        self.shared().send(topic, &message.into(), client).await
     }
 
     /// Send one message to every connected client; it is encoded once. Returns how many
@@ -378,17 +378,14 @@ impl Server {
     ///
     /// # Errors
     /// [`Error::SendAfterClose`] or [`Error::Encode`] (even with no client connected).
-    pub async fn broadcast(&self, topic: &str, message: impl Into<Option<Value>>) -> Result<usize> {
+    pub async fn broadcast(&self, topic: &str, message: impl Into<Payload>) -> Result<usize> {
         let shared = self.shared();
         shared.check_open(topic)?;
-        let bytes = shared.encode(topic, message.into().as_ref())?;
-        let targets: Vec<(ClientId, MessageSender)> = lock(&shared.clients)
-            .iter()
-            .map(|(id, e)| (*id, e.tx.clone()))
-            .collect();
+        let bytes = shared.encode(topic, &message.into())?;
+        let targets: Vec<Arc<ClientEntry>> = lock(&shared.clients).values().cloned().collect();
         let mut delivered = 0;
-        for (id, tx) in targets {
-            if shared.deliver(&tx, bytes.clone(), id).await.is_ok() {
+        for entry in targets {
+            if shared.deliver(&entry, bytes.clone()).await.is_ok() {
                 delivered += 1;
             }
         }
@@ -443,44 +440,50 @@ impl Shared {
         }
     }
 
-    fn encode(&self, topic: &str, message: Option<&Value>) -> Result<Bytes> {
-        let mut out = Vec::with_capacity(64);
-        self.opts
-            .transcoder
-            .encode(topic, message, &mut out)
-            .map_err(|source| Error::Encode {
-                topic: topic.to_owned(),
-                source,
-            })?;
-        Ok(Bytes::from(out))
+    fn encode(&self, topic: &str, message: &Payload) -> Result<Bytes> {
+        crate::encode_frame(&*self.opts.transcoder, topic, message)
     }
 
     pub(crate) async fn send(
         &self,
         topic: &str,
-        message: Option<&Value>,
+        message: &Payload,
         client: ClientId,
     ) -> Result<()> {
         self.check_open(topic)?;
-        let tx = lock(&self.clients)
+        let entry = lock(&self.clients)
             .get(&client)
-            .map(|e| e.tx.clone())
+            .cloned()
             .ok_or(Error::BadClient { client })?;
-        let bytes = self.encode(topic, message)?;
-        self.deliver(&tx, bytes, client).await
+        self.send_to(&entry, topic, message).await
     }
 
-    async fn deliver(&self, tx: &MessageSender, bytes: Bytes, client: ClientId) -> Result<()> {
+    /// Send to a client known by its entry (a reply): the checks of [`send`](Self::send)
+    /// without the lookup.
+    pub(crate) async fn send_to(
+        &self,
+        entry: &ClientEntry,
+        topic: &str,
+        message: &Payload,
+    ) -> Result<()> {
+        self.check_open(topic)?;
+        if entry.tx.is_closed() {
+            return Err(Error::BadClient { client: entry.id });
+        }
+        let bytes = self.encode(topic, message)?;
+        self.deliver(entry, bytes).await
+    }
+
+    async fn deliver(&self, entry: &ClientEntry, bytes: Bytes) -> Result<()> {
+        let client = entry.id;
         let res = match self.opts.slow_client {
-            SlowClient::Wait => tx.send(bytes).await,
-            SlowClient::Disconnect => tx.try_send(bytes),
+            SlowClient::Wait => entry.tx.send(bytes).await,
+            SlowClient::Disconnect => entry.tx.try_send(bytes),
         };
         match res {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::QueueFull => {
-                if let Some(entry) = lock(&self.clients).get(&client) {
-                    entry.kick.cancel();
-                }
+                entry.kick.cancel();
                 let err = Error::SlowClient { client };
                 warn!(%client, "disconnecting a slow client");
                 self.hub.emit(ServerEvent::Error {
@@ -497,23 +500,23 @@ impl Shared {
     async fn dispatch(
         self: &Arc<Self>,
         topic: String,
-        message: Option<Value>,
-        client: ClientId,
+        message: Payload,
+        entry: &Arc<ClientEntry>,
     ) -> Result<()> {
         if self.hub.subscriber_count() > 0 {
             self.hub.emit(ServerEvent::Message {
                 topic: topic.clone(),
                 message: message.clone(),
-                client,
+                client: entry.id,
             });
         }
         let incoming = Incoming {
             topic,
             message,
-            client: Some(client),
-            replier: Replier::Server(Arc::downgrade(self)),
+            client: Some(entry.id),
+            replier: Replier::Server(Arc::downgrade(self), Arc::clone(entry)),
         };
-        self.router.dispatch(&incoming).await
+        self.router.dispatch(incoming).await
     }
 
     async fn close_gracefully(self: Arc<Self>) {
@@ -579,21 +582,29 @@ async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connec
     async move {
         let (tx, mut rx) = conn.split();
         let kick = shared.stop_clients.child_token();
-        lock(&shared.clients).insert(
-            client,
-            ClientEntry {
-                tx,
-                kick: kick.clone(),
-            },
-        );
+        let entry = Arc::new(ClientEntry {
+            id: client,
+            tx,
+            kick: kick.clone(),
+        });
+        lock(&shared.clients).insert(client, Arc::clone(&entry));
         debug!("client connected");
         shared.hub.emit(ServerEvent::Connection { client });
         let mut decoder = shared.opts.transcoder.decoder();
+        let kicked = kick.cancelled();
+        tokio::pin!(kicked);
+        let mut frames: u32 = 0;
         let failure: Option<Error> = loop {
+            // Frames first: polling the cancellation takes a lock, so while frames keep
+            // coming it is checked every 32 frames only.
+            frames = frames.wrapping_add(1);
+            if frames.is_multiple_of(32) && kick.is_cancelled() {
+                break None;
+            }
             let frame = tokio::select! {
                 biased;
-                () = kick.cancelled() => break None,
                 f = rx.recv() => f,
+                () = &mut kicked => break None,
             };
             match frame {
                 None => break None,
@@ -603,7 +614,7 @@ async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connec
                     break None;
                 }
                 Some(Err(e)) => break Some(e.into()),
-                Some(Ok(bytes)) => match decoder.decode(&bytes) {
+                Some(Ok(bytes)) => match decoder.decode(bytes) {
                     Err(source) => {
                         break Some(Error::Decode {
                             from: client.to_string(),
@@ -611,7 +622,7 @@ async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connec
                         });
                     }
                     Ok(env) => {
-                        if let Err(e) = shared.dispatch(env.topic, env.message, client).await {
+                        if let Err(e) = shared.dispatch(env.topic, env.message, &entry).await {
                             break Some(e);
                         }
                     }
@@ -619,6 +630,7 @@ async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connec
             }
         };
         lock(&shared.clients).remove(&client);
+        drop(entry);
         drop(rx);
         if let Some(error) = failure {
             warn!(error = %error, "dropping client");

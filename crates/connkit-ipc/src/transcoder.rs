@@ -1,11 +1,13 @@
 //! Pluggable codecs. The encoder is shared by every connection; each connection gets its own
 //! decoder state. [`JsonTranscoder`] is the default and the only one Node peers understand.
 //!
-//! A custom transcoder (see `examples/ipc_chat.rs` for one that compresses whitespace out of
-//! text messages) picks its delimiter and its body format; the message model stays
-//! `topic: String` + `message: Option<serde_json::Value>`.
+//! A custom transcoder (see `examples/ipc_custom_transcoder.rs`) picks its delimiter and its
+//! body format; the message model stays `topic: String` + `message: `[`Payload`]. The decoder
+//! gets each frame as [`Bytes`], so a payload can be a slice of it without a copy.
 //!
 //! ```
+//! use bytes::Bytes;
+//! use connkit_ipc::Payload;
 //! use connkit_ipc::transcoder::{Decoder, Transcoder};
 //! use connkit_ipc::wire::{DecodeError, EncodeError, Envelope};
 //!
@@ -17,8 +19,8 @@
 //!
 //! impl Transcoder for Tsv {
 //!     fn delimiter(&self) -> &[u8] { b"\n" }
-//!     fn encode(&self, topic: &str, message: Option<&serde_json::Value>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-//!         let text = message.and_then(|m| m.as_str()).ok_or_else(|| EncodeError::new("text messages only"))?;
+//!     fn encode(&self, topic: &str, message: &Payload, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+//!         let text = message.value().and_then(|m| m.as_str()).ok_or_else(|| EncodeError::new("text messages only"))?;
 //!         if text.contains('\n') || topic.contains('\t') { return Err(EncodeError::new("tab or newline")); }
 //!         out.extend_from_slice(format!("{topic}\t{text}").as_bytes());
 //!         Ok(())
@@ -27,16 +29,17 @@
 //! }
 //!
 //! impl Decoder for TsvDecoder {
-//!     fn decode(&mut self, frame: &[u8]) -> Result<Envelope, DecodeError> {
-//!         let text = std::str::from_utf8(frame).map_err(|e| DecodeError::new(e.to_string(), frame))?;
-//!         let (topic, msg) = text.split_once('\t').ok_or_else(|| DecodeError::new("no tab", frame))?;
-//!         Ok(Envelope { topic: topic.into(), message: Some(msg.into()) })
+//!     fn decode(&mut self, frame: Bytes) -> Result<Envelope, DecodeError> {
+//!         let text = std::str::from_utf8(&frame).map_err(|e| DecodeError::new(e.to_string(), &frame))?;
+//!         let (topic, msg) = text.split_once('\t').ok_or_else(|| DecodeError::new("no tab", &frame))?;
+//!         Ok(Envelope { topic: topic.into(), message: serde_json::Value::from(msg).into() })
 //!     }
 //! }
 //! ```
 
+use crate::Payload;
 use crate::wire::{self, DecodeError, EncodeError, Envelope};
-use serde_json::Value;
+use bytes::Bytes;
 use std::fmt;
 
 /// Encodes envelopes and makes per-connection decoders.
@@ -47,16 +50,13 @@ pub trait Transcoder: Send + Sync + fmt::Debug + 'static {
         wire::DELIMITER
     }
 
-    /// Append the body of one frame (without the delimiter) to `out`.
+    /// Append the body of one frame (without the delimiter) to `out`. Use
+    /// [`Payload::json_bytes`] for the payload's JSON text, [`Payload::value`] for a parsed
+    /// value, or [`Payload::deserialize`] for a typed one.
     ///
     /// # Errors
     /// [`EncodeError`] when the message cannot be encoded; nothing is sent.
-    fn encode(
-        &self,
-        topic: &str,
-        message: Option<&Value>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), EncodeError>;
+    fn encode(&self, topic: &str, message: &Payload, out: &mut Vec<u8>) -> Result<(), EncodeError>;
 
     /// A fresh decoder for one connection.
     fn decoder(&self) -> Box<dyn Decoder>;
@@ -68,7 +68,7 @@ pub trait Decoder: Send + fmt::Debug {
     ///
     /// # Errors
     /// [`DecodeError`]: the connection that sent the frame is closed; others carry on.
-    fn decode(&mut self, frame: &[u8]) -> Result<Envelope, DecodeError>;
+    fn decode(&mut self, frame: Bytes) -> Result<Envelope, DecodeError>;
 }
 
 /// The default codec: compact JSON, byte-compatible with socket-ipc's JSON transcoder.
@@ -79,12 +79,7 @@ pub struct JsonTranscoder;
 struct JsonDecoder;
 
 impl Transcoder for JsonTranscoder {
-    fn encode(
-        &self,
-        topic: &str,
-        message: Option<&Value>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), EncodeError> {
+    fn encode(&self, topic: &str, message: &Payload, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         wire::encode(topic, message, out)
     }
 
@@ -94,7 +89,7 @@ impl Transcoder for JsonTranscoder {
 }
 
 impl Decoder for JsonDecoder {
-    fn decode(&mut self, frame: &[u8]) -> Result<Envelope, DecodeError> {
-        wire::decode(frame)
+    fn decode(&mut self, frame: Bytes) -> Result<Envelope, DecodeError> {
+        wire::decode_bytes(frame)
     }
 }

@@ -1,44 +1,52 @@
 //! The default wire format: compact JSON `{"topic":…,"message":…}` followed by `00 00`.
 //!
 //! Encoding produces the bytes Node's `JSON.stringify` produces for the same value: keys in the
-//! order `topic`, `message`; no whitespace; raw UTF-8; `"`, `\` and control characters
+//! order `topic`, `message`; no whitespace; raw UTF-8; `"`, `\\` and control characters
 //! escaped (`\n`, `\u0000`, …); numbers in JavaScript's layout (`3`, not `3.0`; `1e+21`); a
-//! missing message leaves the key out.
+//! missing message leaves the key out. A received [`Payload`] is sent again byte for byte.
 //!
 //! Decoding accepts what Node's `JSON.parse` accepts: whitespace around the object, any key
 //! order, unknown keys (ignored), duplicate keys (the last wins), a missing `message`, lone
 //! UTF-16 surrogate escapes such as `"\ud800"` (replaced by U+FFFD), and invalid UTF-8 (each bad
-//! sequence replaced by U+FFFD, as Node's string decoder does).
+//! sequence replaced by U+FFFD, as Node's string decoder does). The payload is checked, not
+//! parsed: see [`Payload`].
 //!
 //! ```
-//! use connkit_ipc::wire::{decode, encode};
+//! use connkit_ipc::wire::{decode, encode, encode_value};
 //! use serde_json::json;
 //!
 //! let mut buf = Vec::new();
-//! encode("echo", Some(&json!({"seq": 0, "x": 1.0})), &mut buf)?;
+//! encode_value("echo", Some(&json!({"seq": 0, "x": 1.0})), &mut buf)?;
 //! assert_eq!(buf, b"{\"topic\":\"echo\",\"message\":{\"seq\":0,\"x\":1}}");
-//! let env = decode(b" {\"message\":[1],\"topic\":\"a\",\"extra\":true}\n")?;
+//! let env = decode(b" {\"message\":[1, 2],\"topic\":\"a\",\"extra\":true}\n")?;
 //! assert_eq!(env.topic, "a");
-//! assert_eq!(env.message, Some(json!([1])));
+//! assert_eq!(env.message.json().as_deref(), Some("[1, 2]")); // the sender's bytes
+//! assert_eq!(env.message, json!([1, 2]));
+//! buf.clear();
+//! encode("echo", &env.message, &mut buf)?; // copied, not re-serialized
+//! assert_eq!(buf, b"{\"topic\":\"echo\",\"message\":[1, 2]}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::payload::{self, Payload, replace_lone_surrogates};
+use bytes::Bytes;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::fmt;
 use std::io;
 
 /// The frame delimiter of socket-ipc 0.4.x: two NUL bytes.
 pub const DELIMITER: &[u8] = b"\0\0";
 
-/// One message on the wire: a topic and an optional payload.
-#[derive(Debug, Clone, PartialEq)]
+/// One message on the wire: a topic and a payload.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Envelope {
     /// The topic. A topic that is not a JSON string on the wire is given as JavaScript would
     /// name its event (`String(topic)`): a missing topic is `"undefined"`, `null` is `"null"`.
     pub topic: String,
-    /// The payload; `None` when the `message` key is absent (Node's `undefined`).
-    pub message: Option<Value>,
+    /// The payload; absent when the `message` key is (Node's `undefined`).
+    pub message: Payload,
 }
 
 /// A value that cannot be encoded.
@@ -119,13 +127,50 @@ pub(crate) fn write_json<T: serde::Serialize + ?Sized>(
         .map_err(|e| EncodeError::new(e.to_string()))
 }
 
-/// Append the JSON of one envelope (without the delimiter) to `out`.
+/// Write `s` as a JSON string. Strings with nothing to escape (the usual topic) are copied.
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    if s.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20) {
+        // serde_json escapes exactly as JSON.stringify does for a Rust string (no lone
+        // surrogates): \b \t \n \f \r \" \\ and \u00XX for other control characters.
+        let mut ser = serde_json::Serializer::new(out);
+        let _ = serde::Serializer::serialize_str(&mut ser, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Append the JSON of one envelope (without the delimiter) to `out`. The payload's JSON text
+/// is copied as it is; a payload built from a value is written out in JavaScript's layout.
+/// An absent payload leaves the `message` key out.
 ///
 /// # Errors
-/// [`EncodeError`] when the message cannot be serialized (a `serde_json::Value` always can).
-pub fn encode(topic: &str, message: Option<&Value>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// None today (a [`Payload`] always has valid JSON); kept for custom payload kinds.
+pub fn encode(topic: &str, message: &Payload, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    out.reserve(topic.len() + message.known_len().unwrap_or(32) + 24);
     out.extend_from_slice(b"{\"topic\":");
-    write_json(topic, out)?;
+    write_str(topic, out);
+    if !message.is_absent() {
+        out.extend_from_slice(b",\"message\":");
+        message.write_to(out);
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// [`encode`] for a [`Value`] (`None`: no `message` key).
+///
+/// # Errors
+/// Never for a `serde_json::Value`; the signature matches [`encode`].
+pub fn encode_value(
+    topic: &str,
+    message: Option<&Value>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    out.extend_from_slice(b"{\"topic\":");
+    write_str(topic, out);
     if let Some(m) = message {
         out.extend_from_slice(b",\"message\":");
         write_json(m, out)?;
@@ -134,32 +179,132 @@ pub fn encode(topic: &str, message: Option<&Value>, out: &mut Vec<u8>) -> Result
     Ok(())
 }
 
-/// Decode one frame (without the delimiter).
+/// Decode one frame (without the delimiter), copying it. See [`decode_bytes`].
 ///
 /// # Errors
-/// [`DecodeError`] for anything `JSON.parse` rejects (an empty frame, malformed JSON), and for
-/// a `null` frame, which makes the Node library drop the connection too.
+/// As [`decode_bytes`].
 pub fn decode(frame: &[u8]) -> Result<Envelope, DecodeError> {
-    match parse(frame) {
-        Ok(env) => Ok(env),
-        Err(first) => {
-            // Rare paths: invalid UTF-8, or lone surrogate escapes, which JSON.parse accepts.
-            let text = String::from_utf8_lossy(frame);
-            let fixed = replace_lone_surrogates(&text);
-            if matches!(text, std::borrow::Cow::Borrowed(_)) && fixed.is_none() {
-                return Err(DecodeError::new(first.to_string(), frame));
-            }
-            let repaired = fixed.unwrap_or_else(|| text.into_owned());
-            parse(repaired.as_bytes()).map_err(|e| DecodeError::new(e.to_string(), frame))
-        }
+    decode_bytes(Bytes::copy_from_slice(frame))
+}
+
+/// Decode one frame (without the delimiter). The payload is a slice of `frame`, checked but
+/// not parsed (see [`Payload`]).
+///
+/// Frames in the compact shape every `JSON.stringify` peer sends (`{"topic":"…","message":…}`
+/// with no escape in the topic) take a fast path ([`decode_compact`]); anything else takes
+/// the general one ([`decode_general`]). Both give the same result for every input.
+///
+/// # Errors
+/// [`DecodeError`] for anything `JSON.parse` rejects (an empty frame, malformed JSON), for a
+/// `null` frame, which makes the Node library drop the connection too, and for values
+/// `serde_json` cannot represent (a number beyond `f64` range, nesting deeper than 128).
+pub fn decode_bytes(frame: Bytes) -> Result<Envelope, DecodeError> {
+    match std::str::from_utf8(&frame) {
+        Ok(text) => match compact(&frame, text) {
+            Some(env) => Ok(env),
+            None => general(&frame, Some(text)),
+        },
+        Err(_) => general(&frame, None),
     }
 }
 
-fn parse(frame: &[u8]) -> Result<Envelope, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(frame);
+/// The fast path alone: `Some` when `frame` has the compact shape
+/// `{"topic":"<no escapes>"}` or `{"topic":"<no escapes>","message":<JSON>}` (no whitespace
+/// outside strings, valid UTF-8, a payload that checks), `None` otherwise. When it is `Some`,
+/// it equals what [`decode_general`] returns.
+#[must_use]
+pub fn decode_compact(frame: &Bytes) -> Option<Envelope> {
+    compact(frame, std::str::from_utf8(frame).ok()?)
+}
+
+/// The general path alone: a full `serde_json` parse of the frame, with the repairs
+/// `JSON.parse` and Node's string decoder imply (invalid UTF-8 and lone surrogate escapes
+/// become U+FFFD).
+///
+/// # Errors
+/// As [`decode_bytes`].
+pub fn decode_general(frame: &Bytes) -> Result<Envelope, DecodeError> {
+    general(frame, std::str::from_utf8(frame).ok())
+}
+
+const PREFIX: &[u8] = b"{\"topic\":\"";
+const MESSAGE_KEY: &[u8] = b",\"message\":";
+
+fn compact(frame: &Bytes, text: &str) -> Option<Envelope> {
+    let rest = text.as_bytes().strip_prefix(PREFIX)?;
+    let end = rest
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    // `end` is at an ASCII byte, so a char boundary.
+    let topic = text.get(PREFIX.len()..PREFIX.len() + end)?;
+    let after = &rest[end + 1..];
+    if after == b"}" {
+        return Some(Envelope {
+            topic: topic.to_owned(),
+            message: Payload::absent(),
+        });
+    }
+    let value = after.strip_prefix(MESSAGE_KEY)?.strip_suffix(b"}")?;
+    let is_ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    if value.first().is_none_or(is_ws) || value.last().is_none_or(is_ws) {
+        return None;
+    }
+    let start = PREFIX.len() + end + 1 + MESSAGE_KEY.len();
+    let range = start..start + value.len();
+    payload::check(text.get(range.clone())?).ok()?;
+    Some(Envelope {
+        topic: topic.to_owned(),
+        message: Payload::from_checked(frame.slice(range)),
+    })
+}
+
+fn general(frame: &Bytes, text: Option<&str>) -> Result<Envelope, DecodeError> {
+    let first = match text {
+        Some(text) => match parse(text, frame) {
+            Ok(env) => return Ok(env),
+            Err(e) => Some(e),
+        },
+        None => None,
+    };
+    // Rare paths: invalid UTF-8, or lone surrogate escapes, which JSON.parse accepts.
+    let lossy = String::from_utf8_lossy(frame);
+    let repaired = match (replace_lone_surrogates(&lossy), first) {
+        (Some(fixed), _) => fixed,
+        (None, Some(err)) => return Err(DecodeError::new(err.to_string(), frame)),
+        (None, None) => lossy.into_owned(),
+    };
+    let owner = Bytes::from(repaired);
+    let text = std::str::from_utf8(&owner).map_err(|e| DecodeError::new(e.to_string(), frame))?;
+    parse(text, &owner).map_err(|e| DecodeError::new(e.to_string(), frame))
+}
+
+/// Parse `text`, a view of `owner`; the payload is a slice of `owner`.
+fn parse(text: &str, owner: &Bytes) -> Result<Envelope, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
     let env = de.deserialize_any(EnvelopeVisitor)?;
     de.end()?;
-    env.ok_or_else(|| de::Error::custom("the frame is `null`, not an object"))
+    let env = env.ok_or_else(|| de::Error::custom("the frame is `null`, not an object"))?;
+    let message = match env.message {
+        None => Payload::absent(),
+        Some(raw) => {
+            // The raw value was only checked loosely (as serde_json skips values); check it
+            // as a `Value` parse would.
+            payload::check(raw.get())?;
+            Payload::from_checked(owner.slice_ref(raw.get().as_bytes()))
+        }
+    };
+    Ok(Envelope {
+        topic: env.topic,
+        message,
+    })
+}
+
+struct RawEnvelope<'a> {
+    topic: String,
+    message: Option<&'a RawValue>,
 }
 
 /// Visits the top-level JSON value. `None` for `null` (an error); a non-object value yields
@@ -167,7 +312,7 @@ fn parse(frame: &[u8]) -> Result<Envelope, serde_json::Error> {
 struct EnvelopeVisitor;
 
 impl<'de> Visitor<'de> for EnvelopeVisitor {
-    type Value = Option<Envelope>;
+    type Value = Option<RawEnvelope<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object with `topic` and `message`")
@@ -175,7 +320,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut topic: Option<Value> = None;
-        let mut message: Option<Value> = None;
+        let mut message: Option<&'de RawValue> = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
                 "topic" => topic = Some(map.next_value()?),
@@ -185,7 +330,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 }
             }
         }
-        Ok(Some(Envelope {
+        Ok(Some(RawEnvelope {
             topic: topic
                 .as_ref()
                 .map_or_else(|| "undefined".to_owned(), js_string),
@@ -223,8 +368,8 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 }
 
-fn undefined_envelope() -> Envelope {
-    Envelope {
+fn undefined_envelope<'a>() -> RawEnvelope<'a> {
+    RawEnvelope {
         topic: "undefined".to_owned(),
         message: None,
     }
@@ -255,49 +400,6 @@ fn js_string(v: &Value) -> String {
     }
 }
 
-/// Replace `\uXXXX` escapes of unpaired UTF-16 surrogates with `\ufffd` (same length).
-/// Returns `None` when there is nothing to replace.
-fn replace_lone_surrogates(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let hex = |at: usize| -> Option<u16> {
-        let s = b.get(at..at + 4)?;
-        u16::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
-    };
-    let mut out: Option<Vec<u8>> = None;
-    let mut in_string = false;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => in_string = !in_string,
-            b'\\' if in_string => {
-                if let (Some(b'u'), Some(unit)) = (b.get(i + 1), hex(i + 2)) {
-                    let is_high = (0xD800..0xDC00).contains(&unit);
-                    let is_low = (0xDC00..0xE000).contains(&unit);
-                    let paired = is_high
-                        && b.get(i + 6) == Some(&b'\\')
-                        && b.get(i + 7) == Some(&b'u')
-                        && hex(i + 8).is_some_and(|lo| (0xDC00..0xE000).contains(&lo));
-                    if paired {
-                        i += 12;
-                        continue;
-                    }
-                    if is_high || is_low {
-                        let buf = out.get_or_insert_with(|| b.to_vec());
-                        buf[i + 2..i + 6].copy_from_slice(b"fffd");
-                    }
-                    i += 6;
-                    continue;
-                }
-                i += 2;
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.and_then(|v| String::from_utf8(v).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,8 +408,18 @@ mod tests {
 
     fn enc(topic: &str, message: Option<Value>) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(topic, message.as_ref(), &mut out).unwrap();
+        encode_value(topic, message.as_ref(), &mut out).unwrap();
+        let mut via_payload = Vec::new();
+        encode(topic, &message.clone().into(), &mut via_payload).unwrap();
+        assert_eq!(out, via_payload, "encode and encode_value agree");
         out
+    }
+
+    fn undefined() -> Envelope {
+        Envelope {
+            topic: "undefined".into(),
+            message: Payload::absent(),
+        }
     }
 
     #[test]
@@ -329,6 +441,10 @@ mod tests {
             ),
             "{\"topic\":\"t\",\"message\":\"\\b\\t\\n\\f\\r\\\"\\\\/\\u001f\u{7f}\u{2028}\"}"
                 .as_bytes()
+        );
+        assert_eq!(
+            enc("a\"b\\c\u{1}\n", Some(json!(1))),
+            br#"{"topic":"a\"b\\c\u0001\n","message":1}"#
         );
         assert_eq!(
             enc(
@@ -358,19 +474,29 @@ mod tests {
             env,
             Envelope {
                 topic: "a".into(),
-                message: Some(json!({"k": 1}))
+                message: json!({"k": 1}).into()
             }
         );
         let env = decode(br#"{"topic":"x"}"#).unwrap();
         assert_eq!(env.message, None);
+        assert!(env.message.is_absent());
         let env = decode(br#"{"topic":"a","topic":"b","zz":[1,{"q":2}]}"#).unwrap();
         assert_eq!(env.topic, "b", "the last duplicate key wins");
+        let env = decode(br#"{"topic":"a","message":1,"message":[2]}"#).unwrap();
+        assert_eq!(env.message, Some(json!([2])), "the last duplicate key wins");
         assert_eq!(decode(br#"{"message":1}"#).unwrap().topic, "undefined");
         assert_eq!(decode(br#"{"topic":null}"#).unwrap().topic, "null");
         assert_eq!(decode(br#"{"topic":5}"#).unwrap().topic, "5");
         assert_eq!(decode(br#"{"topic":[1,null,"a"]}"#).unwrap().topic, "1,,a");
-        assert_eq!(decode(b"42").unwrap(), undefined_envelope());
-        assert_eq!(decode(br#""s""#).unwrap(), undefined_envelope());
+        assert_eq!(decode(b"42").unwrap(), undefined());
+        assert_eq!(decode(br#""s""#).unwrap(), undefined());
+        // Unknown keys are skipped as JSON.parse would read them (loosely).
+        assert_eq!(
+            decode(br#"{"topic":"a","x":"\ud800","y":1e400}"#)
+                .unwrap()
+                .topic,
+            "a"
+        );
     }
 
     #[test]
@@ -381,9 +507,16 @@ mod tests {
         assert_eq!(env.message, Some(json!("a\u{fffd}b😀")));
         let env = decode(b"{\"topic\":\"u\",\"message\":\"\xff\xc3\"}").unwrap();
         assert_eq!(env.message, Some(json!("\u{fffd}\u{fffd}")));
+        assert_eq!(
+            env.message.json().as_deref(),
+            Some("\"\u{fffd}\u{fffd}\""),
+            "the payload text is the repaired text"
+        );
         // An escaped backslash before `u` is not an escape.
         let env = decode(br#"{"topic":"u","message":"\\ud800"}"#).unwrap();
         assert_eq!(env.message, Some(json!("\\ud800")));
+        let env = decode(br#"{"topic":"\ud800","message":1}"#).unwrap();
+        assert_eq!(env.topic, "\u{fffd}");
     }
 
     #[test]
@@ -395,11 +528,59 @@ mod tests {
             b"{\"topic\":\"a\"} x",
             b"\0B",
             b"{'topic':1}",
+            b"{\"topic\":\"a\",\"message\":}",
+            b"{\"topic\":\"a\",\"message\":1",
+            b"{\"topic\":\"a\",\"message\":\"\x01\"}",
         ] {
             let err = decode(bad).unwrap_err();
             assert!(!err.reason().is_empty(), "{bad:?}");
         }
         assert!(decode(b"null").unwrap_err().reason().contains("null"));
+        // What serde_json cannot hold in a Value stays an error, as before payloads were lazy.
+        assert!(decode(br#"{"topic":"a","message":1e400}"#).is_err());
+        let deep = format!(
+            "{{\"topic\":\"a\",\"message\":{}{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(decode(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn compact_frames_take_the_fast_path_and_keep_their_bytes() {
+        for frame in [
+            &br#"{"topic":"echo","message":{"seq":0,"pad":"xxxxxxxxxxxxxxxx"}}"#[..],
+            br#"{"topic":"","message":null}"#,
+            br#"{"topic":"t"}"#,
+            "{\"topic\":\"é😀\",\"message\":[\"\\u0000\\n\",1e+21,{}]}".as_bytes(),
+            br#"{"topic":"a","message":{"topic":"b","message":"c"}}"#,
+        ] {
+            let bytes = Bytes::copy_from_slice(frame);
+            let fast = decode_compact(&bytes).expect("compact");
+            assert_eq!(&fast, &decode_general(&bytes).unwrap());
+            let mut again = Vec::new();
+            encode(&fast.topic, &fast.message, &mut again).unwrap();
+            assert_eq!(again, frame, "re-encoding copies the bytes");
+        }
+        for frame in [
+            &br#"{"topic":"a" ,"message":1}"#[..],
+            br#"{"topic":"a","message": 1}"#,
+            br#"{"topic":"a","message":1 }"#,
+            br#"{"topic":"a\"b","message":1}"#,
+            br#"{"topic":"a","message":1,"x":2}"#,
+            br#"{"topic":"a","message":1,"message":2}"#,
+            br#"{"message":1,"topic":"a"}"#,
+            br#"{"topic":"a","message":"\ud800"}"#,
+            br#"{"topic":"a","message":1e400}"#,
+            br#"{"topic":"a"} "#,
+            b"{\"topic\":\"a\",\"message\":\"\xff\"}",
+        ] {
+            assert_eq!(
+                decode_compact(&Bytes::copy_from_slice(frame)),
+                None,
+                "{frame:?}"
+            );
+        }
     }
 
     fn json_value() -> impl Strategy<Value = Value> {
@@ -421,24 +602,110 @@ mod tests {
         })
     }
 
+    /// Pieces that make frames awkward for a fast path.
+    fn nasty_piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"\"".to_vec()),
+            Just(b"\\".to_vec()),
+            Just(b"}".to_vec()),
+            Just(b"{".to_vec()),
+            Just(b",".to_vec()),
+            Just(b":".to_vec()),
+            Just(b" ".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\0".to_vec()),
+            Just(b"\x01".to_vec()),
+            Just(b"\xff".to_vec()),
+            Just(b"\xc3".to_vec()),
+            Just("é".as_bytes().to_vec()),
+            Just(br#"\ud800"#.to_vec()),
+            Just(br#"\udc00"#.to_vec()),
+            Just(br#"\u0000"#.to_vec()),
+            Just(br#","message":"#.to_vec()),
+            Just(br#","topic":"#.to_vec()),
+            Just(br#""message""#.to_vec()),
+            Just(b"1e400".to_vec()),
+            Just(b"null".to_vec()),
+            Just(b"[".to_vec()),
+            Just(b"]".to_vec()),
+            proptest::collection::vec(any::<u8>(), 1..4),
+        ]
+    }
+
+    /// A compact frame, then a few random edits with nasty pieces.
+    fn frame() -> impl Strategy<Value = Vec<u8>> {
+        (
+            "[a-z\"\\\\é\u{0}\n]{0,6}",
+            proptest::option::of(json_value()),
+            proptest::collection::vec(
+                (any::<prop::sample::Index>(), 0..3usize, nasty_piece()),
+                0..4,
+            ),
+        )
+            .prop_map(|(topic, message, edits)| {
+                let mut f = Vec::new();
+                encode_value(&topic, message.as_ref(), &mut f).unwrap();
+                for (at, kind, piece) in edits {
+                    let i = at.index(f.len() + 1);
+                    match kind {
+                        0 => {
+                            f.splice(i..i, piece);
+                        }
+                        1 => {
+                            let end = (i + piece.len()).min(f.len());
+                            f.splice(i..end, piece);
+                        }
+                        _ => {
+                            let end = (i + piece.len()).min(f.len());
+                            f.drain(i..end);
+                        }
+                    }
+                }
+                f
+            })
+    }
+
+    fn same(a: &Envelope, b: &Envelope) -> bool {
+        a == b && a.message.json() == b.message.json()
+    }
+
     proptest! {
         #[test]
         fn encode_then_decode_is_identity(topic in ".*", message in proptest::option::of(json_value())) {
             let bytes = enc(&topic, message.clone());
             prop_assert!(!bytes.contains(&0), "a raw NUL would break the framing");
             let env = decode(&bytes).unwrap();
-            prop_assert_eq!(env.topic, topic);
+            prop_assert_eq!(&env.topic, &topic);
             // Floats go through JS layout; compare numerically.
-            prop_assert_eq!(env.message.map(|v| v.to_string()), message.map(|v| {
+            prop_assert_eq!(env.message.value().map(|v| v.to_string()), message.map(|v| {
                 let mut out = Vec::new();
                 write_json(&v, &mut out).unwrap();
                 serde_json::from_slice::<Value>(&out).unwrap().to_string()
             }));
+            // Sending the received payload again gives the same bytes.
+            let mut again = Vec::new();
+            encode(&env.topic, &env.message, &mut again).unwrap();
+            prop_assert_eq!(again, bytes);
         }
 
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn fast_and_general_paths_agree(f in frame()) {
+            let bytes = Bytes::from(f);
+            let general = decode_general(&bytes);
+            if let Some(fast) = decode_compact(&bytes) {
+                let g = general.as_ref().expect("the general path accepts what the fast one does");
+                prop_assert!(same(&fast, g), "fast {:?} general {:?}", fast, g);
+            }
+            match (decode_bytes(bytes.clone()), &general) {
+                (Ok(a), Ok(b)) => prop_assert!(same(&a, b), "{:?} vs {:?}", a, b),
+                (Err(a), Err(b)) => prop_assert_eq!(a.reason(), b.reason()),
+                (a, b) => prop_assert!(false, "decode {:?} general {:?}", a, b),
+            }
         }
     }
 }

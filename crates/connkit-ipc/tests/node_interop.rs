@@ -89,8 +89,12 @@ async fn rust_client(path: &Path) -> Client {
 /// What a value looks like after a trip over the wire (`-0` becomes `0`, as with JSON.stringify).
 fn wired(v: &Value) -> Value {
     let mut out = Vec::new();
-    connkit_ipc::wire::encode("x", Some(v), &mut out).unwrap();
-    connkit_ipc::wire::decode(&out).unwrap().message.unwrap()
+    connkit_ipc::wire::encode_value("x", Some(v), &mut out).unwrap();
+    connkit_ipc::wire::decode(&out)
+        .unwrap()
+        .message
+        .into_value()
+        .unwrap()
 }
 
 fn tricky_values() -> Vec<Value> {
@@ -193,9 +197,11 @@ async fn node_frames_split_into_single_bytes_reach_the_rust_server() {
         peer.cmd(json!({"cmd": "raw", "data": data, "chunk": 1}))
             .await;
         let a = all.recv().await.unwrap();
-        assert_eq!((a.topic.as_str(), a.message), ("a", Some(json!("é€😀"))));
+        assert_eq!(a.topic, "a");
+        assert_eq!(a.message, Some(json!("é€😀")));
         let b = all.recv().await.unwrap();
-        assert_eq!((b.topic.as_str(), b.message), ("b", Some(json!([1]))));
+        assert_eq!(b.topic, "b");
+        assert_eq!(b.message, Some(json!([1])));
     })
     .await;
 }
@@ -305,10 +311,8 @@ async fn node_server_broadcast_and_split_frames_reach_rust_clients() {
             .await;
         for s in &mut subs {
             let m = s.recv().await.unwrap();
-            assert_eq!(
-                (m.topic.as_str(), m.message),
-                ("news", Some(json!({"k": [1, "é"]})))
-            );
+            assert_eq!(m.topic, "news");
+            assert_eq!(m.message, Some(json!({"k": [1, "é"]})));
         }
         // Raw bytes one at a time, including multi-byte characters, to one client.
         let data = "{\"topic\":\"s\",\"message\":\"é€😀\"}\0\0";
@@ -442,23 +446,34 @@ async fn encoder_bytes_equal_the_node_library_for_generated_values() {
             peer.cmd(json!({"topic": topic, "message": v})).await;
             let node_bytes = peer.next(|l| l["hex"].as_str().map(unhex)).await;
             let mut ours = Vec::new();
-            connkit_ipc::wire::encode(&topic, Some(v), &mut ours).unwrap();
+            connkit_ipc::wire::encode_value(&topic, Some(v), &mut ours).unwrap();
             ours.extend_from_slice(connkit_ipc::wire::DELIMITER);
             assert_eq!(
                 String::from_utf8_lossy(&ours),
                 String::from_utf8_lossy(&node_bytes),
                 "value #{i}: {v}"
             );
-            // And what Node wrote decodes back to the same value.
-            let env = connkit_ipc::wire::decode(&node_bytes[..node_bytes.len() - 2]).unwrap();
+            // The same through a payload built from the value.
+            let mut via_payload = Vec::new();
+            connkit_ipc::wire::encode(&topic, &v.into(), &mut via_payload).unwrap();
+            assert_eq!(via_payload, &ours[..ours.len() - 2], "value #{i}: {v}");
+            // What Node wrote decodes back to the same value, on the fast path, and sending
+            // the received payload again gives Node's bytes.
+            let body = bytes::Bytes::copy_from_slice(&node_bytes[..node_bytes.len() - 2]);
+            let env = connkit_ipc::wire::decode_compact(&body).expect("compact");
+            assert_eq!(env, connkit_ipc::wire::decode_general(&body).unwrap());
             assert_eq!(env.topic, topic);
+            assert_eq!(env.message, wired(v));
+            let mut again = Vec::new();
+            connkit_ipc::wire::encode(&env.topic, &env.message, &mut again).unwrap();
+            assert_eq!(again, body, "value #{i}: {v}");
         }
         // A missing message leaves the key out, on both sides.
         peer.cmd(json!({"topic": ""})).await;
         let node_bytes = peer.next(|l| l["hex"].as_str().map(unhex)).await;
         assert_eq!(node_bytes, b"{\"topic\":\"\"}\0\0");
         let mut ours = Vec::new();
-        connkit_ipc::wire::encode("", None, &mut ours).unwrap();
+        connkit_ipc::wire::encode("", &connkit_ipc::Payload::absent(), &mut ours).unwrap();
         assert_eq!(&ours[..], &node_bytes[..node_bytes.len() - 2]);
     })
     .await;

@@ -124,10 +124,8 @@ async fn malformed_frame_closes_only_that_client_and_earlier_frames_are_delivere
         .await
         .unwrap();
         let first = all.recv().await.unwrap();
-        assert_eq!(
-            (first.topic.as_str(), first.message),
-            ("before", Some(json!(1)))
-        );
+        assert_eq!(first.topic, "before");
+        assert_eq!(first.message, Some(json!(1)));
         let err = next_server_event(&mut sev, |e| match e {
             ServerEvent::Error {
                 client: Some(c),
