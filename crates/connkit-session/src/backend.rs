@@ -679,6 +679,9 @@ impl Shared {
             if m.history.len() < MAX_HISTORY {
                 m.history.push(state.clone());
             }
+            // Into the stream before `finished` can be observed: a stream that sees the end
+            // must find the terminal state already buffered.
+            let _ = self.statuses.send(state.clone());
             self.state.send_modify(|w| {
                 w.latest = Some(state.clone());
                 if is_ready {
@@ -716,9 +719,7 @@ impl Shared {
         for f in listeners {
             run_guarded("on_status", || f(&state));
         }
-        let terminated = state.is_terminated();
-        let _ = self.statuses.send(state);
-        terminated
+        state.is_terminated()
     }
 
     /// Stop for `why` (the first reason wins) and drop every callback.
@@ -842,6 +843,7 @@ struct StreamState {
     watch: watch::Receiver<WatchState>,
     skip_up_to: Option<BackendState>,
     done: bool,
+    draining: bool,
 }
 
 fn not_newer(state: &BackendState, than: &BackendState) -> bool {
@@ -865,6 +867,7 @@ impl StatusStream {
             rx,
             watch,
             done,
+            draining: false,
         };
         let inner = futures_util::stream::unfold(st, |mut st| async move {
             if let Some(first) = st.first.pop_front() {
@@ -874,13 +877,23 @@ impl StatusStream {
                 if st.done {
                     return None;
                 }
-                let next = tokio::select! {
-                    biased;
-                    r = st.rx.recv() => r,
-                    _ = st.watch.wait_for(|w| w.finished.is_some()) => {
-                        // Finished: hand out what is still buffered, then end.
-                        st.done = true;
-                        st.rx.try_recv().map_err(|_| broadcast::error::RecvError::Closed)
+                let next = if st.draining {
+                    // Finished: hand out everything still buffered, then end.
+                    match st.rx.try_recv() {
+                        Ok(s) => Ok(s),
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                            Err(broadcast::error::RecvError::Lagged(n))
+                        }
+                        Err(_) => return None,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        r = st.rx.recv() => r,
+                        _ = st.watch.wait_for(|w| w.finished.is_some()) => {
+                            st.draining = true;
+                            continue;
+                        }
                     }
                 };
                 match next {
@@ -916,6 +929,37 @@ impl Stream for StatusStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(status: &str) -> BackendState {
+        serde_json::from_value(serde_json::json!({"status": status, "time": 1})).unwrap()
+    }
+
+    /// Regression: the terminal state must be in the stream before `finished` can be seen,
+    /// or a stream that notices the end first stops without handing it out.
+    #[tokio::test]
+    async fn the_terminal_state_is_buffered_before_the_end_is_visible() {
+        use futures_util::StreamExt;
+        let shared = Shared::new();
+        let mut stream = StatusStream::new(&shared);
+        let mut rx = shared.statuses.subscribe();
+        let mut watch = shared.state.subscribe();
+        shared.apply(state("ready"));
+        shared.apply(state("terminating"));
+        shared.apply(state("terminated"));
+        // Whenever `finished` is observable, every state, the terminal one included, is queued.
+        assert!(watch.borrow_and_update().finished.is_some());
+        let queued: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(
+            queued.last().map(|s| s.status.to_string()),
+            Some("terminated".into())
+        );
+        let seen: Vec<String> = stream
+            .by_ref()
+            .map(|s| s.status.to_string())
+            .collect()
+            .await;
+        assert_eq!(seen, ["ready", "terminating", "terminated"]);
+    }
 
     #[test]
     fn tracker_never_goes_back_and_stops_after_terminated() {
