@@ -941,17 +941,27 @@ mod tests {
         use futures_util::StreamExt;
         let shared = Shared::new();
         let mut stream = StatusStream::new(&shared);
-        let mut rx = shared.statuses.subscribe();
-        let mut watch = shared.state.subscribe();
+        // on_terminated runs once `finished` is set: the terminal state must be queued by then.
+        let probe = std::sync::Mutex::new(shared.statuses.subscribe());
+        let queued_at_end = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = Arc::clone(&queued_at_end);
+        shared.lock().terminated.push((
+            0,
+            Box::new(move |_: &BackendState| {
+                let mut rx = probe.lock().unwrap();
+                let mut got = out.lock().unwrap();
+                while let Ok(s) = rx.try_recv() {
+                    got.push(s.status.to_string());
+                }
+            }),
+        ));
         shared.apply(state("ready"));
         shared.apply(state("terminating"));
         shared.apply(state("terminated"));
-        // Whenever `finished` is observable, every state, the terminal one included, is queued.
-        assert!(watch.borrow_and_update().finished.is_some());
-        let queued: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert!(shared.state.borrow().finished.is_some());
         assert_eq!(
-            queued.last().map(|s| s.status.to_string()),
-            Some("terminated".into())
+            *queued_at_end.lock().unwrap(),
+            ["ready", "terminating", "terminated"]
         );
         let seen: Vec<String> = stream
             .by_ref()
