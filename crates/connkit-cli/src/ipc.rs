@@ -19,6 +19,9 @@ pub(crate) enum IpcCommand {
         /// Also send each message back to its sender, on the same topic.
         #[arg(long)]
         echo: bool,
+        /// Do not print messages (for load tests); errors still go to stderr.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Send one message; with --wait, print the first message received on a topic as one
     /// JSON line `{"topic":…,"message":…}`.
@@ -48,7 +51,11 @@ pub(crate) enum IpcCommand {
 
 pub(crate) async fn run(cmd: IpcCommand) -> Result<(), Failure> {
     match cmd {
-        IpcCommand::Serve { socket, echo } => serve(socket, echo).await,
+        IpcCommand::Serve {
+            socket,
+            echo,
+            quiet,
+        } => serve(socket, echo, quiet).await,
         IpcCommand::Send {
             socket,
             topic,
@@ -73,9 +80,12 @@ fn line(topic: &str, message: &Payload) -> Value {
     json!({"topic": topic, "message": message})
 }
 
-async fn serve(socket: PathBuf, echo: bool) -> Result<(), Failure> {
+async fn serve(socket: PathBuf, echo: bool, quiet: bool) -> Result<(), Failure> {
     let server = ServerOptions::new(&socket).build();
     let mut events = server.events();
+    // Messages come from a reliable subscription (never dropped under load), errors from the
+    // event stream.
+    let mut messages = (!quiet).then(|| server.subscribe(None));
     if echo {
         server
             .on(None, |m| async move { m.reply(&m.topic, &m.message).await })
@@ -87,13 +97,15 @@ async fn serve(socket: PathBuf, echo: bool) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("cannot serve on {}: {e}", socket.display())))?;
     eprintln!("connkit: serving on {}", socket.display());
     let printer = async {
+        if let Some(sub) = messages.as_mut() {
+            while let Some(m) = sub.recv().await {
+                print_json(&json!({"client": m.client, "topic": m.topic, "message": m.message}));
+            }
+        }
+    };
+    let errors = async {
         while let Some(ev) = events.next().await {
             match ev {
-                Ok(ServerEvent::Message {
-                    topic,
-                    message,
-                    client,
-                }) => print_json(&json!({"client": client, "topic": topic, "message": message})),
                 Ok(ServerEvent::Error { client, error }) => {
                     let who = client
                         .map(|c| c.to_string())
@@ -106,7 +118,7 @@ async fn serve(socket: PathBuf, echo: bool) -> Result<(), Failure> {
         }
     };
     tokio::select! {
-        () = printer => {}
+        () = async { tokio::join!(printer, errors); } => {}
         () = shutdown_signal() => {}
     }
     server.close().await;
