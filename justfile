@@ -49,3 +49,9 @@ node-peers:
         npm ci --no-audit --no-fund --ignore-scripts
     fi
     echo "installed into $(pwd)/node_modules"
+
+# Node vs Rust side by side (JSTP tcp/unix/ws, IPC, raw socket limit); rewrites the table in
+# docs/benchmarks.md and docs/benchmarks-throughput.svg. Takes about three minutes.
+compare:
+    cargo build --release -p connkit-cli
+    cargo run --release --example compare

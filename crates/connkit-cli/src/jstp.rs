@@ -375,7 +375,7 @@ async fn listen(
 
 /// The demo application `calc` 1.0.0. `ticks` emits to every client of the server (so
 /// `connkit jstp listen` sees them), the caller first, before its reply.
-fn demo_app(server: Arc<OnceLock<Server>>) -> Application {
+pub(crate) fn demo_app(server: Arc<OnceLock<Server>>) -> Application {
     Application::new("calc", semver_1_0_0()).interface(
         "calculator",
         Interface::new()

@@ -6,6 +6,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 mod bench;
+mod demo;
 mod ipc;
 mod jstp;
 mod session;
@@ -27,6 +28,8 @@ enum Command {
     /// percentiles as one JSON line.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// A guided tour of every protocol on loopback; exits 0 only if every step worked.
+    Demo,
     /// Socket-file IPC, wire-compatible with @crussell52/socket-ipc 0.4.0.
     #[command(subcommand)]
     Ipc(ipc::IpcCommand),
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Jstp(cmd)) => finish(runtime().and_then(|rt| rt.block_on(jstp::run(cmd)))),
+        Some(Command::Demo) => finish(runtime().and_then(|rt| rt.block_on(demo::run()))),
         Some(Command::Bench(cmd)) => finish(runtime().and_then(|rt| rt.block_on(bench::run(cmd)))),
         Some(Command::Ipc(cmd)) => finish(runtime().and_then(|rt| rt.block_on(ipc::run(cmd)))),
         Some(Command::Session(cmd)) => {
