@@ -82,3 +82,122 @@ pub(crate) fn value(c: &mut Criterion) {
     );
     g.finish();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Call round trips: Rust client ↔ Rust server, `calculator.add`, as the Node baseline of
+// spec §12 (sequential: each call waits for its callback; pipelined: a batch of 5000 calls
+// issued back to back, then all the replies awaited).
+// ---------------------------------------------------------------------------------------------
+
+use connkit::jstp::{Application, Client, Interface, Server, ServerOptions};
+use criterion::BenchmarkId;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::time::{Duration, Instant};
+
+/// The pipelined batch (spec §12: 5000 calls, then all the replies).
+pub(crate) const PIPELINE: u64 = 5000;
+
+fn calc() -> Application {
+    Application::new("calc", connkit::jstp::semver::Version::new(1, 0, 0)).interface(
+        "calculator",
+        Interface::new().method("add", |_ctx, (a, b): (f64, f64)| async move { Ok(a + b) }),
+    )
+}
+
+/// A server and a connected client on `scheme` (tcp, unix or ws).
+pub(crate) async fn call_pair(scheme: &str) -> (Server, Client, Option<std::path::PathBuf>) {
+    let (ep, dir): (connkit::Endpoint, _) = match scheme {
+        "unix" => {
+            let dir = std::env::temp_dir().join(format!("ck-jstp-bench-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            (connkit::Endpoint::unix(dir.join("j.sock")), Some(dir))
+        }
+        "ws" => (
+            "ws://127.0.0.1:0/"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+            None,
+        ),
+        _ => (
+            "tcp://127.0.0.1:0"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+            None,
+        ),
+    };
+    let server = ServerOptions::new()
+        .application(calc())
+        .listen([ep])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = Client::connect(&server.endpoints()[0], "calc@^1.0.0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (server, client, dir)
+}
+
+/// One call, as a user writes it: typed arguments and result.
+pub(crate) async fn add(client: &Client, i: u64) -> f64 {
+    client
+        .call_typed::<_, f64>("calculator", "add", &(i, 1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `n` calls issued back to back, then every reply awaited.
+pub(crate) async fn pipelined(client: &Client, n: u64) {
+    let mut calls: FuturesUnordered<_> = (0..n).map(|i| add(client, i)).collect();
+    while let Some(r) = calls.next().await {
+        black_box(r);
+    }
+}
+
+pub(crate) fn call_round_trips(c: &mut Criterion) {
+    let rt = if std::env::var_os("CK_BENCH_CT").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut g = c.benchmark_group("jstp/call round trip");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    for scheme in ["tcp", "unix", "ws"] {
+        let (server, client, dir) = rt.block_on(call_pair(scheme));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::new("sequential", scheme), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        black_box(add(&client, i).await);
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+        g.throughput(Throughput::Elements(PIPELINE));
+        g.bench_function(BenchmarkId::new("pipelined 5000", scheme), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        pipelined(&client, PIPELINE).await;
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+        rt.block_on(async {
+            client.close().await;
+            server.close().await;
+        });
+        if let Some(d) = dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    g.finish();
+}

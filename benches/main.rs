@@ -14,6 +14,7 @@ criterion_group!(
     core::transport,
     ipc::codec,
     ipc::round_trips,
-    jstp::value
+    jstp::value,
+    jstp::call_round_trips
 );
 criterion_main!(benches);

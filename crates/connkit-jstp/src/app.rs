@@ -1,7 +1,7 @@
 //! Applications (spec §8): a name, a version, interfaces of methods, and event handlers; and
 //! [`Applications`], the index a server chooses versions from.
 
-use crate::connection::Context;
+use crate::connection::{Context, FastHash};
 use crate::error::{Error, RemoteError, Result};
 use crate::semver_range::{self, Range};
 use crate::value::{Value, from_value, to_value};
@@ -97,7 +97,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[derive(Clone, Default)]
 pub struct Interface {
     methods: Vec<(String, MethodFn)>,
-    index: HashMap<String, usize>,
+    index: HashMap<String, usize, FastHash>,
 }
 
 impl fmt::Debug for Interface {
@@ -205,7 +205,7 @@ pub(crate) enum Dispatch {
 pub struct Application {
     name: String,
     version: semver::Version,
-    interfaces: HashMap<String, Interface>,
+    interfaces: HashMap<String, Interface, FastHash>,
     events: HashMap<String, HashMap<String, EventFn>>,
 }
 
@@ -232,7 +232,7 @@ impl Application {
         Self {
             name: name.into(),
             version,
-            interfaces: HashMap::new(),
+            interfaces: HashMap::default(),
             events: HashMap::new(),
         }
     }

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +35,66 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace, warn};
 
+/// A small, fast hasher for maps keyed by our own ids and by names the application defines
+/// (no map here is filled from peer-chosen keys, so hash flooding does not apply).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FastHasher;
+
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
+/// The rotate-xor-multiply hash of rustc's `FxHasher`.
+#[derive(Debug)]
+pub(crate) struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_i64(&mut self, i: i64) {
+        self.add(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Process-unique connection ids (as Node's `Connection#id`).
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -42,11 +103,11 @@ pub(crate) fn next_connection_id() -> u64 {
 }
 
 /// How many commands or frames one turn of the loop takes at most.
-const TURN_BATCH: usize = 64;
+const TURN_BATCH: usize = 256;
 /// When this many frames wait for room in the transport queue, the task stops reading.
 const OVERFLOW_LIMIT: usize = 4096;
 /// Capacity of the command channel of a connection.
-pub(crate) const COMMAND_CAPACITY: usize = 1024;
+pub(crate) const COMMAND_CAPACITY: usize = 8192;
 /// Capacity of the remote-event broadcast.
 pub(crate) const REMOTE_EVENT_CAPACITY: usize = 1024;
 
@@ -319,10 +380,12 @@ pub(crate) struct Task {
     rx: MessageReceiver,
     out: Out,
     outbox: Outbox,
-    pending: HashMap<Id, Reply>,
+    pending: HashMap<Id, Reply, FastHash>,
     running: Running,
     observer: Option<Arc<dyn Observer>>,
     close_grace: Duration,
+    /// A `Close` command was taken in this turn.
+    close_requested: bool,
 }
 
 /// How the loop ended.
@@ -347,10 +410,11 @@ impl Task {
                 overflow: VecDeque::new(),
             },
             outbox,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             running: FuturesUnordered::new(),
             observer: parts.observer,
             close_grace: parts.close_grace,
+            close_requested: false,
         }
     }
 
@@ -414,11 +478,7 @@ impl Task {
                 Some(done) = self.running.next(), if !self.running.is_empty() => {
                     // Messages a handler queued before it returned go out before its reply.
                     if accepting {
-                        while let Ok(cmd) = self.cmd_rx.try_recv() {
-                            if self.on_command(cmd) {
-                                deadline.get_or_insert_with(|| self.grace_deadline());
-                            }
-                        }
+                        self.drain_commands();
                     }
                     self.on_done(done);
                 }
@@ -436,7 +496,7 @@ impl Task {
                     }
                     for cmd in cmds.drain(..) {
                         if self.on_command(cmd) {
-                            deadline.get_or_insert_with(|| self.grace_deadline());
+                            self.close_requested = true;
                         }
                     }
                 }
@@ -478,6 +538,9 @@ impl Task {
                         }
                     }
                 }
+            }
+            if std::mem::take(&mut self.close_requested) {
+                deadline.get_or_insert_with(|| self.grace_deadline());
             }
             if let Err(e) = self.out.flush() {
                 return End::Abort(Some(e));
@@ -558,6 +621,18 @@ impl Task {
 
     /// Handle one incoming frame. An `Err` closes the connection.
     fn on_frame(&mut self, bytes: &[u8]) -> Result<()> {
+        // The two messages of every call, in the exact form Node and we write them, skip the
+        // general object reading (the arguments and results are still parsed in full).
+        if bytes.get(1) == Some(&b'c') {
+            if let Some((id, values)) = message::fast_callback(bytes) {
+                self.on_callback(id, Ok(values));
+                return Ok(());
+            }
+            if let Some((id, interface, method, args)) = message::fast_call(bytes) {
+                self.on_call(id, interface, method, args);
+                return Ok(());
+            }
+        }
         let parsed = value::parse(bytes)
             .map_err(|e| Error::Protocol(format!("a message does not parse: {e}")))?;
         let msg = match Message::from_value(parsed) {
@@ -579,13 +654,8 @@ impl Task {
                 interface,
                 method,
                 args,
-            } => self.on_call(id, interface, method, args),
-            Message::Callback { id, result } => match self.pending.remove(&id) {
-                Some(reply) => {
-                    let _ = reply.send(result.map_err(Error::Remote));
-                }
-                None => self.reject(|| format!("a callback with unknown id {id}")),
-            },
+            } => self.on_call(id, &interface, &method, args),
+            Message::Callback { id, result } => self.on_callback(id, result),
             Message::Event {
                 interface,
                 event,
@@ -632,18 +702,57 @@ impl Task {
         Ok(())
     }
 
-    fn on_call(&mut self, id: Id, interface: String, method: String, args: Value) {
+    fn on_callback(&mut self, id: Id, result: std::result::Result<Vec<Value>, RemoteError>) {
+        match self.pending.remove(&id) {
+            Some(reply) => {
+                let _ = reply.send(result.map_err(Error::Remote));
+            }
+            None => self.reject(|| format!("a callback with unknown id {id}")),
+        }
+    }
+
+    fn on_call(&mut self, id: Id, interface: &str, method: &str, args: Value) {
         let ctx = self.context();
-        match self.shared.app.dispatch(ctx, &interface, &method, args) {
+        match self.shared.app.dispatch(ctx, interface, method, args) {
             Dispatch::Now(result) => self.send_reply(id, result),
             Dispatch::Panicked(message) => self.on_done(Done::Panicked {
                 id: Some(id),
                 handler: format!("{interface}.{method}"),
                 message,
             }),
-            Dispatch::Later(fut) => self
-                .running
-                .push(Box::pin(method_done(id, interface, method, fut))),
+            Dispatch::Later(mut fut) => {
+                // Most methods finish at once: poll once here, and only a method that is not
+                // done yet joins the running set (which polls it again with the task's waker,
+                // so nothing registered during this poll is lost).
+                let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+                match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+                    Ok(Poll::Ready(result)) => {
+                        // Messages the method queued before it returned go out first.
+                        self.drain_commands();
+                        self.send_reply(id, result);
+                    }
+                    Ok(Poll::Pending) => self.running.push(Box::pin(method_done(
+                        id,
+                        interface.to_owned(),
+                        method.to_owned(),
+                        fut,
+                    ))),
+                    Err(payload) => self.on_done(Done::Panicked {
+                        id: Some(id),
+                        handler: format!("{interface}.{method}"),
+                        message: crate::app::panic_message(&*payload),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Take the commands already queued (without waiting).
+    fn drain_commands(&mut self) {
+        while let Ok(cmd) = self.cmd_rx.try_recv() {
+            if self.on_command(cmd) {
+                self.close_requested = true;
+            }
         }
     }
 
@@ -906,17 +1015,25 @@ impl Connection {
         } else {
             (None, None)
         };
-        self.tx
-            .send(Command::Send { kind, tail, reply })
-            .await
-            .map_err(|_| Error::Closed)?;
+        // `try_send` first: no semaphore wait and no cooperative-budget charge on the common
+        // path, so thousands of calls issued together do not make each other yield.
+        match self.tx.try_send(Command::Send { kind, tail, reply }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                self.tx.send(cmd).await.map_err(|_| Error::Closed)?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Error::Closed),
+        }
         Ok(rx)
     }
 
     async fn request(&self, kind: Kind, tail: Bytes) -> Result<Vec<Value>> {
         let rx = self.send_tail(kind, tail, true).await?;
         match rx {
-            Some(rx) => rx
+            // A reply is never ready when first awaited (it needs a round trip), so this await
+            // always yields once; exempting it from tokio's cooperative budget only stops a
+            // batch of ready replies from being re-polled over and over.
+            Some(rx) => tokio::task::unconstrained(rx)
                 .await
                 .unwrap_or_else(|_| Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST)))),
             None => Ok(Vec::new()),

@@ -309,6 +309,13 @@ impl Error {
     }
 }
 
+/// A bad endpoint URL, as a transport error of kind `InvalidEndpoint`.
+impl From<connkit_core::EndpointError> for Error {
+    fn from(e: connkit_core::EndpointError) -> Self {
+        Self::Transport(e.into())
+    }
+}
+
 impl From<RemoteError> for Error {
     fn from(e: RemoteError) -> Self {
         Self::Remote(e)

@@ -526,6 +526,71 @@ pub(crate) fn write_pong<B: BufMut + ?Sized>(out: &mut B, id: Id) {
     out.put_slice(b"]}");
 }
 
+// ---- Fast readers for the two messages of every call (anything unusual falls back). ----
+
+/// `-?[0-9]{1,15}` without leading zeros, then `stop`; returns the id and the rest.
+fn fast_id(b: &[u8], stop: u8) -> Option<(Id, &[u8])> {
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let len = digits.iter().position(|c| !c.is_ascii_digit())?;
+    if len == 0 || len > 15 || (len > 1 && digits[0] == b'0') || digits.get(len) != Some(&stop) {
+        return None;
+    }
+    let mut n: Id = 0;
+    for &d in &digits[..len] {
+        n = n * 10 + Id::from(d - b'0');
+    }
+    Some((if neg { -n } else { n }, &digits[len + 1..]))
+}
+
+/// `{callback:[<id>],ok:[…]}` exactly as Node and we write it: the id and the `ok` list.
+/// `None` for anything else (the general path then reads it).
+pub(crate) fn fast_callback(b: &[u8]) -> Option<(Id, Vec<Value>)> {
+    let rest = b.strip_prefix(b"{callback:[")?;
+    let (id, rest) = fast_id(rest, b']')?;
+    let body = rest.strip_prefix(b",ok:")?.strip_suffix(b"}")?;
+    if body.first() != Some(&b'[') {
+        return None;
+    }
+    match value::parse(body) {
+        Ok(Value::Array(values)) => Some((id, values)),
+        _ => None,
+    }
+}
+
+/// `{call:[<id>,'<interface>'],<method>:<args>}` with a plain interface name and a bare
+/// method key: the id, interface, method and arguments. `None` for anything else.
+pub(crate) fn fast_call(b: &[u8]) -> Option<(Id, &str, &str, Value)> {
+    let rest = b.strip_prefix(b"{call:[")?;
+    let (id, rest) = fast_id(rest, b',')?;
+    let rest = rest.strip_prefix(b"'")?;
+    let end = rest
+        .iter()
+        .position(|&c| c == b'\'' || c == b'\\' || c < 0x20)?;
+    if rest[end] != b'\'' {
+        return None;
+    }
+    let interface = std::str::from_utf8(&rest[..end]).ok()?;
+    let rest = rest[end + 1..].strip_prefix(b"],")?;
+    let key_len = rest
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'$'))?;
+    if key_len == 0 || rest[0].is_ascii_digit() || rest[key_len] != b':' {
+        return None;
+    }
+    // A bare key is ASCII.
+    let method = std::str::from_utf8(&rest[..key_len]).ok()?;
+    let body = rest[key_len + 1..].strip_suffix(b"}")?;
+    let args = value::parse(body).ok()?;
+    if args.is_undefined() {
+        // `{call:[…],m:undefined}` drops the member in the general reading; let it decide.
+        return None;
+    }
+    Some((id, interface, method, args))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,6 +819,60 @@ mod tests {
             let m = parse(c).unwrap();
             assert_eq!(String::from_utf8(m.to_bytes().unwrap()).unwrap(), c);
         }
+    }
+
+    #[test]
+    fn fast_readers_agree_with_the_general_reading() {
+        let cases = [
+            "{callback:[1],ok:[6]}",
+            "{callback:[-12],ok:[]}",
+            "{callback:[0],ok:[[1,,3],{a:'x'}]}",
+            "{callback:[1],ok:[6],extra:1}",
+            "{callback:[01],ok:[6]}",
+            "{callback:[1],ok:5}",
+            "{callback:[1],error:[14]}",
+            "{callback:[1] ,ok:[1]}",
+            "{call:[1,'calculator'],add:[1,2]}",
+            "{call:[-7,'calc ü'],_m$1:[]}",
+            "{call:[1,'calculator'],add:null}",
+            "{call:[1,'calculator'],add:[1],x:[2]}",
+            "{call:[1,'it\\'s'],add:[1]}",
+            "{call:[1,'c'],'add':[1]}",
+            "{call:[1,'c'],1a:[1]}",
+            "{call:[1,'c'],a:undefined}",
+            "{call:[1,\"c\"],a:[1]}",
+            "{call:[1,'c',2],a:[1]}",
+            "{call:[1e1,'c'],a:[1]}",
+        ];
+        for c in cases {
+            let general = Message::parse(c.as_bytes()).ok();
+            if let Some((id, values)) = fast_callback(c.as_bytes()) {
+                assert_eq!(
+                    general,
+                    Some(Message::Callback {
+                        id,
+                        result: Ok(values)
+                    }),
+                    "{c}"
+                );
+            }
+            if let Some((id, interface, method, args)) = fast_call(c.as_bytes()) {
+                assert_eq!(
+                    general,
+                    Some(Message::Call {
+                        id,
+                        interface: interface.to_owned(),
+                        method: method.to_owned(),
+                        args
+                    }),
+                    "{c}"
+                );
+            }
+        }
+        assert!(fast_callback(b"{callback:[1],ok:[6]}").is_some());
+        assert!(fast_callback(b"{callback:[1],ok:[6],extra:1}").is_none());
+        assert!(fast_call(b"{call:[1,'calculator'],add:[1,2]}").is_some());
+        assert!(fast_call(b"{call:[1,'c'],a:[1],x:[2]}").is_none());
     }
 
     #[test]
