@@ -100,8 +100,22 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
+/// The async runtime: multi-threaded with one worker per core, or single-threaded when
+/// `CONNKIT_THREADS=1` (lower latency for one busy connection on a small machine).
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
+    let threads = std::env::var("CONNKIT_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder
         .enable_all()
         .build()
         .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))
