@@ -1,15 +1,15 @@
 //! The IPC client: connects to a socket file, reconnects on its own, and exchanges messages
 //! by topic. Built on the connkit-reconnect supervisor.
 
+use crate::conn::{self, AbortOnDrop, ConnOptions, FlushOnPending, FrameReader, Outbox, SendError};
 use crate::error::{BoxError, Error, Result};
 use crate::router::{HandlerGuard, Router, Subscription};
 use crate::transcoder::{JsonTranscoder, Transcoder};
 use crate::{Incoming, Payload, Replier};
 use bytes::Bytes;
+use connkit_core::ErrorKind;
 use connkit_core::backoff::{Backoff, BackoffPolicy, Jitter};
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
-use connkit_core::transport::{MessageReceiver, MessageSender, TransportOptions, connect};
-use connkit_core::{Endpoint, ErrorKind};
 use connkit_reconnect::{Attempt, ConnId, Connector, Event as SupEvent, Feed, Options, Supervisor};
 use std::collections::VecDeque;
 use std::fmt;
@@ -300,16 +300,16 @@ impl ClientOptions {
             .event_capacity(self.event_capacity)
             .build()
             .map_err(|e| Error::InvalidOption(e.to_string()))?;
-        let topts = TransportOptions::new()
-            .delimiter(self.transcoder.delimiter())
-            .max_message_len(self.max_frame_len)
-            .outbound_capacity(self.send_queue)
-            .connect_timeout(None);
+        let copts = ConnOptions::new(
+            self.transcoder.delimiter(),
+            self.max_frame_len,
+            self.send_queue,
+        )
+        .map_err(|e| Error::InvalidOption(e.to_string()))?;
         let shared = Arc::new(Shared {
             hub: EventHub::new(ClientState::Connecting, self.event_capacity),
             router: Arc::new(Router::new(self.subscription_capacity)),
-            endpoint: Endpoint::unix(&self.path),
-            topts,
+            copts,
             link: Mutex::new(LinkState::default()),
             closing: AtomicBool::new(false),
             opts: self,
@@ -376,8 +376,7 @@ pub(crate) struct Shared {
     opts: ClientOptions,
     hub: EventHub<ClientState, ClientEvent>,
     router: Arc<Router>,
-    endpoint: Endpoint,
-    topts: TransportOptions,
+    copts: ConnOptions,
     link: Mutex<LinkState>,
     closing: AtomicBool,
 }
@@ -437,23 +436,16 @@ impl Shared {
                 topic: topic.to_owned(),
             });
         }
-        let mut bytes = self.encode(topic, message)?;
-        let tx = {
+        let transcoder = &*self.opts.transcoder;
+        let encode = |buf: &mut Vec<u8>| transcoder.encode(topic, message, buf);
+        let outbox = {
             let mut st = lock(&self.link);
             match &st.link {
-                // Usually there is room: queue it now, without cloning the sender.
-                Some(link) if st.queue.is_empty() && link.tx.queue_room() > 0 => {
-                    match link.tx.try_send(bytes) {
-                        Ok(()) => return Ok(()),
-                        Err(e) if e.kind() == ErrorKind::QueueFull => {
-                            // Taken by a concurrent sender since; encode again and wait.
-                            bytes = self.encode(topic, message)?;
-                            link.tx.clone()
-                        }
-                        Err(e) => return Err(send_error(topic, e)),
-                    }
-                }
-                Some(link) if st.queue.is_empty() => link.tx.clone(),
+                // Usually there is room: queue it now, encoded straight into the outbox.
+                Some(link) if st.queue.is_empty() => match link.outbox.try_send(encode) {
+                    Err(SendError::Full) => Arc::clone(&link.outbox),
+                    res => return res.map_err(|e| send_error(topic, e)),
+                },
                 _ if self.opts.offline_queue == 0 => {
                     return Err(Error::NoServer {
                         topic: topic.to_owned(),
@@ -465,28 +457,37 @@ impl Shared {
                     });
                 }
                 _ => {
+                    let bytes = self.encode(topic, message)?;
                     st.queue.push_back(bytes);
                     return Ok(());
                 }
             }
         };
-        tx.send(bytes).await.map_err(|e| send_error(topic, e))
+        outbox.send(encode).await.map_err(|e| send_error(topic, e))
     }
 }
 
-fn send_error(topic: &str, e: connkit_core::Error) -> Error {
-    match e.kind() {
-        ErrorKind::Closed => Error::NoServer {
+fn send_error(topic: &str, e: SendError) -> Error {
+    match e {
+        SendError::Closed | SendError::Full => Error::NoServer {
             topic: topic.to_owned(),
         },
-        _ => Error::Transport(e),
+        SendError::Encode(source) => Error::Encode {
+            topic: topic.to_owned(),
+            source,
+        },
+        SendError::Invalid(e) => Error::Transport(connkit_core::Error::with_source(
+            ErrorKind::InvalidMessage,
+            "cannot frame the message",
+            e,
+        )),
     }
 }
 
 #[derive(Clone)]
 struct Link {
     id: ConnId,
-    tx: MessageSender,
+    outbox: Arc<Outbox>,
     stop: CancellationToken,
 }
 
@@ -499,22 +500,31 @@ impl Connector for IpcConnector {
 
     async fn connect(&self, attempt: Attempt) -> Result<Link, connkit_core::Error> {
         let s = &self.shared;
-        let conn = tokio::select! {
+        let path = &s.opts.path;
+        let stream = tokio::select! {
             () = attempt.cancel_token().cancelled() => {
                 return Err(connkit_core::Error::new(ErrorKind::Cancelled, "connect cancelled"));
             }
-            r = connect(&s.endpoint, &s.topts) => r?,
+            r = tokio::net::UnixStream::connect(path) => r.map_err(|e| {
+                connkit_core::Error::io(format!("connecting to unix://{}", path.display()), e)
+            })?,
         };
-        let (tx, rx) = conn.split();
+        let (rx, outbox) = conn::split(stream, &s.copts);
         let link = Link {
             id: attempt.id(),
-            tx,
+            outbox,
             stop: CancellationToken::new(),
         };
-        let span = tracing::debug_span!("connkit.ipc.client", path = %s.opts.path.display(), conn = %link.id);
-        tokio::spawn(
-            read_loop(Arc::clone(s), rx, attempt.feed(), link.stop.clone()).instrument(span),
+        let span =
+            tracing::debug_span!("connkit.ipc.client", path = %path.display(), conn = %link.id);
+        let reader = read_loop(
+            Arc::clone(s),
+            rx,
+            Arc::clone(&link.outbox),
+            attempt.feed(),
+            link.stop.clone(),
         );
+        tokio::spawn(FlushOnPending::new(Arc::clone(&link.outbox), reader).instrument(span));
         // Deliver what was queued while offline, in order, before the link goes live.
         loop {
             let next = {
@@ -527,10 +537,21 @@ impl Connector for IpcConnector {
                     }
                 }
             };
-            if let Err(e) = link.tx.send(next.clone()).await {
+            let copy = |buf: &mut Vec<u8>| {
+                buf.extend_from_slice(&next);
+                Ok(())
+            };
+            if let Err(e) = link.outbox.send(copy).await {
                 lock(&s.link).queue.push_front(next);
                 link.stop.cancel();
-                return Err(e);
+                return Err(match e {
+                    SendError::Invalid(e) => connkit_core::Error::with_source(
+                        ErrorKind::InvalidMessage,
+                        "cannot frame a queued message",
+                        e,
+                    ),
+                    _ => connkit_core::Error::closed(),
+                });
             }
         }
         Ok(link)
@@ -544,19 +565,23 @@ impl Connector for IpcConnector {
             }
         }
         if !force {
-            link.tx.close().await;
-            let _ = tokio::time::timeout(Duration::from_secs(2), link.tx.closed()).await;
+            link.outbox.close();
+            let _ = tokio::time::timeout(Duration::from_secs(2), link.outbox.closed()).await;
         }
+        link.outbox.abort();
         link.stop.cancel();
     }
 }
 
 async fn read_loop(
     shared: Arc<Shared>,
-    mut rx: MessageReceiver,
+    mut rx: FrameReader,
+    outbox: Arc<Outbox>,
     feed: Feed,
     stop: CancellationToken,
 ) {
+    // The connection ends with its reader.
+    let _abort = AbortOnDrop(outbox);
     let mut decoder = shared.opts.transcoder.decoder();
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
@@ -570,7 +595,7 @@ async fn read_loop(
         }
         let frame = tokio::select! {
             biased;
-            f = rx.recv() => f,
+            f = rx.next() => f,
             () = &mut stopped => return,
         };
         match frame {

@@ -37,10 +37,12 @@
 )]
 
 mod client;
+mod conn;
 mod error;
 mod payload;
 mod router;
 mod server;
+mod socket_file;
 pub mod transcoder;
 pub mod wire;
 

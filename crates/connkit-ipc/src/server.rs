@@ -1,20 +1,23 @@
 //! The IPC server: listens on a socket file, gives each client a UUID v4 id, delivers messages
 //! by topic, and sends to one client or broadcasts to all.
 
+use crate::conn::{self, AbortOnDrop, ConnOptions, FlushOnPending, Outbox, SendError};
 use crate::error::{BoxError, Error, Result};
 use crate::router::{HandlerGuard, Router, Subscription};
+use crate::socket_file::{self, SocketFile};
 use crate::transcoder::{JsonTranscoder, Transcoder};
+use crate::wire::EncodeError;
 use crate::{ClientId, Incoming, Payload, Replier};
 use bytes::Bytes;
+use connkit_core::ErrorKind;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
-use connkit_core::transport::{Listener, MessageSender, TransportOptions, listen};
-use connkit_core::{Endpoint, ErrorKind};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -215,7 +218,7 @@ impl ServerOptions {
 /// reply needs no lookup.
 pub(crate) struct ClientEntry {
     id: ClientId,
-    tx: MessageSender,
+    outbox: Arc<Outbox>,
     kick: CancellationToken,
 }
 
@@ -286,15 +289,15 @@ impl Server {
             return Err(Error::AlreadyListening);
         }
         let o = &shared.opts;
-        let mut topts = TransportOptions::new()
-            .delimiter(o.transcoder.delimiter())
-            .max_message_len(o.max_frame_len)
-            .outbound_capacity(o.client_queue);
-        if let Some(mode) = o.mode {
-            topts = topts.unix_mode(mode);
-        }
-        let listener = match listen(&Endpoint::unix(&o.path), &topts).await {
-            Ok(l) => l,
+        let bound =
+            match ConnOptions::new(o.transcoder.delimiter(), o.max_frame_len, o.client_queue) {
+                Ok(copts) => socket_file::bind(&o.path, o.mode)
+                    .await
+                    .map(|(listener, file)| (listener, file, copts)),
+                Err(e) => Err(e),
+            };
+        let (listener, file, copts) = match bound {
+            Ok(b) => b,
             Err(e) => {
                 shared.hub.set_state(ServerState::Idle);
                 return Err(e.into());
@@ -307,7 +310,7 @@ impl Server {
         let span = tracing::info_span!("connkit.ipc.server", path = %o.path.display());
         shared
             .tasks
-            .spawn(accept_loop(Arc::clone(shared), listener).instrument(span));
+            .spawn(accept_loop(Arc::clone(shared), listener, file, copts).instrument(span));
         Ok(())
     }
 
@@ -385,7 +388,11 @@ impl Server {
         let targets: Vec<Arc<ClientEntry>> = lock(&shared.clients).values().cloned().collect();
         let mut delivered = 0;
         for entry in targets {
-            if shared.deliver(&entry, bytes.clone()).await.is_ok() {
+            let copy = |buf: &mut Vec<u8>| {
+                buf.extend_from_slice(&bytes);
+                Ok(())
+            };
+            if shared.deliver(&entry, topic, copy).await.is_ok() {
                 delivered += 1;
             }
         }
@@ -467,22 +474,29 @@ impl Shared {
         message: &Payload,
     ) -> Result<()> {
         self.check_open(topic)?;
-        if entry.tx.is_closed() {
+        if entry.outbox.is_closed() {
             return Err(Error::BadClient { client: entry.id });
         }
-        let bytes = self.encode(topic, message)?;
-        self.deliver(entry, bytes).await
+        let transcoder = &*self.opts.transcoder;
+        self.deliver(entry, topic, |buf| transcoder.encode(topic, message, buf))
+            .await
     }
 
-    async fn deliver(&self, entry: &ClientEntry, bytes: Bytes) -> Result<()> {
+    /// Queue one frame for `entry`, encoded by `encode` straight into its outbox.
+    async fn deliver(
+        &self,
+        entry: &ClientEntry,
+        topic: &str,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+    ) -> Result<()> {
         let client = entry.id;
         let res = match self.opts.slow_client {
-            SlowClient::Wait => entry.tx.send(bytes).await,
-            SlowClient::Disconnect => entry.tx.try_send(bytes),
+            SlowClient::Wait => entry.outbox.send(encode).await,
+            SlowClient::Disconnect => entry.outbox.try_send(encode),
         };
         match res {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::QueueFull => {
+            Err(SendError::Full) => {
                 entry.kick.cancel();
                 let err = Error::SlowClient { client };
                 warn!(%client, "disconnecting a slow client");
@@ -492,8 +506,16 @@ impl Shared {
                 });
                 Err(err)
             }
-            Err(e) if e.kind() == ErrorKind::Closed => Err(Error::BadClient { client }),
-            Err(e) => Err(e.into()),
+            Err(SendError::Closed) => Err(Error::BadClient { client }),
+            Err(SendError::Encode(source)) => Err(Error::Encode {
+                topic: topic.to_owned(),
+                source,
+            }),
+            Err(SendError::Invalid(e)) => Err(Error::Transport(connkit_core::Error::with_source(
+                ErrorKind::InvalidMessage,
+                "cannot frame the message",
+                e,
+            ))),
         }
     }
 
@@ -521,12 +543,9 @@ impl Shared {
 
     async fn close_gracefully(self: Arc<Self>) {
         self.stop_accept.cancel();
-        let senders: Vec<MessageSender> =
-            lock(&self.clients).values().map(|e| e.tx.clone()).collect();
-        for tx in &senders {
-            tx.close().await;
+        for entry in lock(&self.clients).values() {
+            entry.outbox.close();
         }
-        drop(senders);
         self.tasks.close();
         if tokio::time::timeout(self.opts.close_grace, self.tasks.wait())
             .await
@@ -542,7 +561,12 @@ impl Shared {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: UnixListener,
+    file: SocketFile,
+    copts: ConnOptions,
+) {
     loop {
         let accepted = tokio::select! {
             biased;
@@ -550,20 +574,16 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
             r = listener.accept() => r,
         };
         match accepted {
-            Ok(incoming) => {
+            Ok((stream, _)) => {
                 let s = Arc::clone(&shared);
-                shared.tasks.spawn(async move {
-                    match incoming.establish().await {
-                        Ok(conn) => serve_client(s, conn).await,
-                        Err(e) => s.hub.emit(ServerEvent::Error {
-                            client: None,
-                            error: Arc::new(e.into()),
-                        }),
-                    }
-                });
+                shared.tasks.spawn(serve_client(s, stream, copts.clone()));
             }
             Err(e) => {
                 warn!(error = %e, "accept failed");
+                let e = connkit_core::Error::io(
+                    format!("accepting on {}", shared.opts.path.display()),
+                    e,
+                );
                 shared.hub.emit(ServerEvent::Error {
                     client: None,
                     error: Arc::new(e.into()),
@@ -573,18 +593,20 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
             }
         }
     }
-    drop(listener); // removes the socket file
+    drop(listener);
+    drop(file); // removes the socket file
 }
 
-async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connection) {
+async fn serve_client(shared: Arc<Shared>, stream: UnixStream, copts: ConnOptions) {
     let client = ClientId::new();
     let span = tracing::debug_span!("connkit.ipc.client", %client);
-    async move {
-        let (tx, mut rx) = conn.split();
+    let (mut rx, outbox) = conn::split(stream, &copts);
+    let abort = AbortOnDrop(Arc::clone(&outbox));
+    let serve = async move {
         let kick = shared.stop_clients.child_token();
         let entry = Arc::new(ClientEntry {
             id: client,
-            tx,
+            outbox: Arc::clone(&abort.0),
             kick: kick.clone(),
         });
         lock(&shared.clients).insert(client, Arc::clone(&entry));
@@ -603,7 +625,7 @@ async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connec
             }
             let frame = tokio::select! {
                 biased;
-                f = rx.recv() => f,
+                f = rx.next() => f,
                 () = &mut kicked => break None,
             };
             match frame {
@@ -631,6 +653,7 @@ async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connec
         };
         lock(&shared.clients).remove(&client);
         drop(entry);
+        drop(abort); // the connection ends with its reader
         drop(rx);
         if let Some(error) = failure {
             warn!(error = %error, "dropping client");
@@ -641,7 +664,6 @@ async fn serve_client(shared: Arc<Shared>, conn: connkit_core::transport::Connec
         }
         debug!("client disconnected");
         shared.hub.emit(ServerEvent::Disconnect { client });
-    }
-    .instrument(span)
-    .await;
+    };
+    FlushOnPending::new(outbox, serve).instrument(span).await;
 }
