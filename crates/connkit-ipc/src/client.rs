@@ -300,12 +300,8 @@ impl ClientOptions {
             .event_capacity(self.event_capacity)
             .build()
             .map_err(|e| Error::InvalidOption(e.to_string()))?;
-        let copts = ConnOptions::new(
-            self.transcoder.delimiter(),
-            self.max_frame_len,
-            self.send_queue,
-        )
-        .map_err(|e| Error::InvalidOption(e.to_string()))?;
+        let copts = ConnOptions::new(&*self.transcoder, self.max_frame_len, self.send_queue)
+            .map_err(|e| Error::InvalidOption(e.to_string()))?;
         let shared = Arc::new(Shared {
             hub: EventHub::new(ClientState::Connecting, self.event_capacity),
             router: Arc::new(Router::new(self.subscription_capacity)),

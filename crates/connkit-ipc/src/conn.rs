@@ -12,6 +12,8 @@
 //! A graceful [`close`](Outbox::close) writes what is queued, then shuts the write side down;
 //! [`abort`](Outbox::abort) drops what is queued.
 
+use crate::channel::DeferWakes;
+use crate::transcoder::Transcoder;
 use crate::wire::EncodeError;
 use bytes::{Bytes, BytesMut};
 use connkit_core::framing::{DelimiterCodec, FrameError};
@@ -41,19 +43,23 @@ const DIRECT_ROUNDS: usize = 4;
 pub(crate) struct ConnOptions {
     pub(crate) codec: DelimiterCodec,
     pub(crate) queue: usize,
+    /// Search each outbound frame for the delimiter.
+    pub(crate) check: bool,
 }
 
 impl ConnOptions {
     pub(crate) fn new(
-        delimiter: &[u8],
+        transcoder: &dyn Transcoder,
         max_frame_len: usize,
         queue: usize,
     ) -> Result<Self, CoreError> {
+        let delimiter = transcoder.delimiter();
         let codec = DelimiterCodec::new(delimiter, max_frame_len)
             .map_err(|e| CoreError::with_source(ErrorKind::InvalidConfig, "frame delimiter", e))?;
         Ok(Self {
             codec,
             queue: queue.max(1),
+            check: !transcoder.frames_exclude_delimiter(),
         })
     }
 }
@@ -72,6 +78,7 @@ pub(crate) fn split(stream: UnixStream, opts: &ConnOptions) -> (FrameReader, Arc
         stop: CancellationToken::new(),
         codec: opts.codec.clone(),
         capacity: opts.queue,
+        check: opts.check,
     });
     tokio::spawn(
         run_flusher(Arc::clone(&outbox)).instrument(tracing::debug_span!("connkit.ipc.flusher")),
@@ -185,6 +192,7 @@ pub(crate) struct Outbox {
     stop: CancellationToken,
     codec: DelimiterCodec,
     capacity: usize,
+    check: bool,
 }
 
 #[derive(Debug, Default)]
@@ -299,9 +307,17 @@ impl Outbox {
             start,
         };
         encode(guard.buf).map_err(SendError::Encode)?;
-        self.codec
-            .check_message(&guard.buf[start..])
-            .map_err(SendError::Invalid)?;
+        let frame = &guard.buf[start..];
+        if self.check {
+            self.codec
+                .check_message(frame)
+                .map_err(SendError::Invalid)?;
+        } else if frame.len() > self.codec.max_frame_len() {
+            return Err(SendError::Invalid(FrameError::MessageTooLong {
+                len: frame.len(),
+                limit: self.codec.max_frame_len(),
+            }));
+        }
         std::mem::forget(guard);
         st.buf.extend_from_slice(self.codec.delimiter());
         st.queued += 1;
@@ -542,7 +558,8 @@ async fn run_flusher(o: Arc<Outbox>) {
 }
 
 /// Runs the connection's task and, each time it yields (or ends), writes what its handlers
-/// queued: replies leave in one write per batch, with no hop to the flusher.
+/// queued: replies leave in one write per batch, with no hop to the flusher. Subscribers
+/// that got messages during the poll are woken at its end.
 pub(crate) struct FlushOnPending<F> {
     fut: Pin<Box<F>>,
     outbox: Arc<Outbox>,
@@ -561,6 +578,8 @@ impl<F: Future> Future for FlushOnPending<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // Subscribers are woken once per poll, after the writes, not once per message.
+        let _defer = DeferWakes::new();
         self.outbox.enter();
         let out = self.fut.as_mut().poll(cx);
         self.outbox.leave();
@@ -582,8 +601,22 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
+    /// Frames are searched for the delimiter, as with a custom transcoder.
+    #[derive(Debug)]
+    struct Checked;
+
+    impl Transcoder for Checked {
+        fn encode(&self, _: &str, _: &crate::Payload, _: &mut Vec<u8>) -> Result<(), EncodeError> {
+            Ok(())
+        }
+
+        fn decoder(&self) -> Box<dyn crate::transcoder::Decoder> {
+            crate::JsonTranscoder.decoder()
+        }
+    }
+
     fn opts(queue: usize) -> ConnOptions {
-        ConnOptions::new(b"\0\0", 1024, queue).unwrap()
+        ConnOptions::new(&Checked, 1024, queue).unwrap()
     }
 
     fn text(s: &'static str) -> impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError> {

@@ -1,6 +1,7 @@
 //! Topic routing shared by the server and the client: reliable subscriptions and handlers.
 
 use crate::Incoming;
+use crate::channel;
 use crate::error::{BoxError, Error, Result};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -11,7 +12,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
 
 type HandlerFn = Arc<dyn Fn(Incoming) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
@@ -30,7 +30,7 @@ impl<T> Route<T> {
 
 #[derive(Default, Clone)]
 struct Routes {
-    subs: Vec<Route<mpsc::Sender<Incoming>>>,
+    subs: Vec<Route<channel::Sender<Incoming>>>,
     handlers: Vec<Route<HandlerFn>>,
 }
 
@@ -69,7 +69,7 @@ impl Router {
     }
 
     pub(crate) fn subscribe(self: &Arc<Self>, topic: Option<&str>) -> Subscription {
-        let (tx, rx) = mpsc::channel(self.capacity);
+        let (tx, rx) = channel::channel(self.capacity);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.change(|r| {
             r.subs.push(Route {
@@ -184,7 +184,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// Messages on one topic (or on all), delivered reliably: when this subscription's buffer is
 /// full, the connection that received the message waits. Drop it to unsubscribe.
 pub struct Subscription {
-    rx: mpsc::Receiver<Incoming>,
+    rx: channel::Receiver<Incoming>,
     id: u64,
     router: Weak<Router>,
 }
@@ -200,14 +200,14 @@ impl fmt::Debug for Subscription {
 impl Subscription {
     /// The next message; `None` once the server or client is gone. Cancel safe.
     pub async fn recv(&mut self) -> Option<Incoming> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.rx.poll_recv(cx)).await
     }
 }
 
 impl futures_util::Stream for Subscription {
     type Item = Incoming;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
         self.rx.poll_recv(cx)
     }
 }

@@ -289,13 +289,12 @@ impl Server {
             return Err(Error::AlreadyListening);
         }
         let o = &shared.opts;
-        let bound =
-            match ConnOptions::new(o.transcoder.delimiter(), o.max_frame_len, o.client_queue) {
-                Ok(copts) => socket_file::bind(&o.path, o.mode)
-                    .await
-                    .map(|(listener, file)| (listener, file, copts)),
-                Err(e) => Err(e),
-            };
+        let bound = match ConnOptions::new(&*o.transcoder, o.max_frame_len, o.client_queue) {
+            Ok(copts) => socket_file::bind(&o.path, o.mode)
+                .await
+                .map(|(listener, file)| (listener, file, copts)),
+            Err(e) => Err(e),
+        };
         let (listener, file, copts) = match bound {
             Ok(b) => b,
             Err(e) => {

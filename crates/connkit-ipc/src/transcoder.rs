@@ -60,6 +60,14 @@ pub trait Transcoder: Send + Sync + fmt::Debug + 'static {
 
     /// A fresh decoder for one connection.
     fn decoder(&self) -> Box<dyn Decoder>;
+
+    /// Whether no frame [`encode`](Self::encode) writes can contain the
+    /// [`delimiter`](Self::delimiter), so the search for it before each send can be skipped.
+    /// Default `false`: every frame is searched, and one that contains the delimiter is
+    /// refused (`ErrorKind::InvalidMessage`) instead of corrupting the stream.
+    fn frames_exclude_delimiter(&self) -> bool {
+        false
+    }
 }
 
 /// Per-connection decoding state.
@@ -85,6 +93,12 @@ impl Transcoder for JsonTranscoder {
 
     fn decoder(&self) -> Box<dyn Decoder> {
         Box::new(JsonDecoder)
+    }
+
+    /// JSON text never holds a raw NUL: outside strings it is not allowed, inside strings
+    /// it is written `\u0000`. Payloads given as text were checked.
+    fn frames_exclude_delimiter(&self) -> bool {
+        true
     }
 }
 
