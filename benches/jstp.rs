@@ -105,9 +105,8 @@ fn calc() -> Application {
     )
 }
 
-/// A server and a connected client on `scheme` (tcp, unix or ws).
-pub(crate) async fn call_pair(scheme: &str) -> (Server, Client, Option<std::path::PathBuf>) {
-    let (ep, dir): (connkit::Endpoint, _) = match scheme {
+fn endpoint(scheme: &str) -> (connkit::Endpoint, Option<std::path::PathBuf>) {
+    match scheme {
         "unix" => {
             let dir = std::env::temp_dir().join(format!("ck-jstp-bench-{}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
@@ -125,16 +124,57 @@ pub(crate) async fn call_pair(scheme: &str) -> (Server, Client, Option<std::path
                 .unwrap_or_else(|e| panic!("{e}")),
             None,
         ),
-    };
-    let server = ServerOptions::new()
+    }
+}
+
+async fn serve(ep: connkit::Endpoint) -> Server {
+    ServerOptions::new()
         .application(calc())
         .listen([ep])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = Client::connect(&server.endpoints()[0], "calc@^1.0.0")
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Where the server runs: on its own thread with its own single-threaded runtime (the
+/// default, like the two Node processes of spec §12), or on the client's runtime.
+pub(crate) enum ServerPlace {
+    OwnThread(std::sync::mpsc::Sender<()>),
+    Shared(Server),
+}
+
+/// A server and a connected client on `scheme` (tcp, unix or ws). With `own_thread`, the
+/// server runs on a thread of its own.
+pub(crate) async fn call_pair(
+    scheme: &str,
+    own_thread: bool,
+) -> (ServerPlace, Client, Option<std::path::PathBuf>) {
+    let (ep, dir) = endpoint(scheme);
+    let (place, target) = if own_thread {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            rt.block_on(async move {
+                let server = serve(ep).await;
+                let _ = ready_tx.send(server.endpoints()[0].clone());
+                let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+                server.close().await;
+            });
+        });
+        let target = ready_rx.recv().unwrap_or_else(|e| panic!("{e}"));
+        (ServerPlace::OwnThread(stop_tx), target)
+    } else {
+        let server = serve(ep).await;
+        let target = server.endpoints()[0].clone();
+        (ServerPlace::Shared(server), target)
+    };
+    let client = Client::connect(&target, "calc@^1.0.0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    (server, client, dir)
+    (place, client, dir)
 }
 
 /// One call, as a user writes it: typed arguments and result.
@@ -153,20 +193,24 @@ pub(crate) async fn pipelined(client: &Client, n: u64) {
     }
 }
 
+/// `CK_BENCH_RT=one`: client and server on one single-threaded runtime; `mt`: one
+/// multi-threaded runtime; default (`two`): each on its own single-threaded runtime and
+/// thread, as the Node client and server processes of the baseline.
 pub(crate) fn call_round_trips(c: &mut Criterion) {
-    let rt = if std::env::var_os("CK_BENCH_CT").is_some() {
+    let mode = std::env::var("CK_BENCH_RT").unwrap_or_else(|_| "two".into());
+    let rt = if mode == "mt" {
+        tokio::runtime::Runtime::new()
+    } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-    } else {
-        tokio::runtime::Runtime::new()
     }
     .unwrap_or_else(|e| panic!("{e}"));
-    let mut g = c.benchmark_group("jstp/call round trip");
+    let mut g = c.benchmark_group(format!("jstp/call round trip ({mode})"));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(5));
     for scheme in ["tcp", "unix", "ws"] {
-        let (server, client, dir) = rt.block_on(call_pair(scheme));
+        let (place, client, dir) = rt.block_on(call_pair(scheme, mode == "two"));
         g.throughput(Throughput::Elements(1));
         g.bench_function(BenchmarkId::new("sequential", scheme), |b| {
             b.iter_custom(|iters| {
@@ -193,7 +237,12 @@ pub(crate) fn call_round_trips(c: &mut Criterion) {
         });
         rt.block_on(async {
             client.close().await;
-            server.close().await;
+            match place {
+                ServerPlace::Shared(server) => server.close().await,
+                ServerPlace::OwnThread(stop) => {
+                    let _ = stop.send(());
+                }
+            }
         });
         if let Some(d) = dir {
             let _ = std::fs::remove_dir_all(d);

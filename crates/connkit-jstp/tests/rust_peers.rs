@@ -185,6 +185,11 @@ async fn handshake_chooses_versions_like_node() {
             assert_eq!(code(version("testApp@^3.0.0").await), ERR_APP_NOT_FOUND);
             assert_eq!(code(version("testApp@v1.0.0").await), ERR_APP_NOT_FOUND);
             assert_eq!(code(version("nope").await), ERR_APP_NOT_FOUND);
+            // An empty name would read as a handshake reply to Node: refused locally.
+            assert!(matches!(
+                version("@1.0.0").await,
+                Err(Error::InvalidApplication(_))
+            ));
             // An invalid range fails locally, before anything is sent.
             assert!(matches!(
                 version("testApp@1.2.3.4").await,
