@@ -3,13 +3,14 @@
 
 use crate::app::Application;
 use crate::connection::{
-    Connection, ConnectionState, REMOTE_EVENT_CAPACITY, Role, Shared, Task, new_connection,
-    next_connection_id,
+    Attach, Connection, ConnectionState, Heartbeat, REMOTE_EVENT_CAPACITY, Redial, Resume, Role,
+    Shared, Task, new_connection, next_connection_id,
 };
 use crate::error::{ERR_NO_HANDSHAKE_RESPONSE, ERR_NOT_A_SERVER, Error, RemoteError, Result};
 use crate::message::{Message, MessageError};
 use crate::semver_range::Range;
 use crate::server::{DEFAULT_MAX_MESSAGE_LEN, WS_SUBPROTOCOL};
+use crate::session::{DEFAULT_MAX_BUFFERED, Reconnect};
 use crate::value::{self, Value};
 use connkit_core::Endpoint;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub};
@@ -98,6 +99,10 @@ pub struct ClientOptions {
     max_message_len: usize,
     queue: usize,
     close_grace: Duration,
+    reconnect: Option<Reconnect>,
+    fallbacks: Vec<Endpoint>,
+    heartbeat: Heartbeat,
+    max_buffered: usize,
 }
 
 impl fmt::Debug for ClientOptions {
@@ -129,7 +134,49 @@ impl ClientOptions {
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             queue: 1024,
             close_grace: Duration::from_secs(2),
+            reconnect: None,
+            fallbacks: Vec::new(),
+            heartbeat: Heartbeat::default(),
+            max_buffered: DEFAULT_MAX_BUFFERED,
         }
+    }
+
+    /// Keep the session across transport losses (spec §6, §9): when the transport closes
+    /// without [`Connection::close`], the connection buffers what is originated, reconnects
+    /// on `schedule` with the `session` strategy, and replays what the server did not
+    /// confirm. Off by default (a deliberate difference from Node, which always
+    /// reconnects); [`Reconnect::new`] is Node's schedule.
+    pub fn reconnect(mut self, schedule: Reconnect) -> Self {
+        self.reconnect = Some(schedule);
+        self
+    }
+
+    /// More endpoints of servers that share sessions: reconnect attempts rotate through the
+    /// endpoint passed to [`connect`](Self::connect) and then these, in order.
+    pub fn fallback_endpoints(mut self, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        self.fallbacks = endpoints.into_iter().collect();
+        self
+    }
+
+    /// Send `{ping:[id]}` this often (Node's `client.heartbeatInterval`; default off).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat.interval = Some(interval);
+        self
+    }
+
+    /// With a heartbeat: declare the server dead when nothing arrived from it for this long
+    /// (checked at each beat). Invisible on the wire; with [`reconnect`](Self::reconnect)
+    /// the reconnector then starts, otherwise the connection closes. Default off.
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat.timeout = Some(timeout);
+        self
+    }
+
+    /// At most this many unconfirmed messages kept for replay (default
+    /// [`DEFAULT_MAX_BUFFERED`]); past it the oldest is dropped.
+    pub fn session_buffer(mut self, messages: usize) -> Self {
+        self.max_buffered = messages.max(1);
+        self
     }
 
     /// The client's own application: the methods the server may call and the event
@@ -269,7 +316,84 @@ impl ClientOptions {
             .map_err(|_| Error::HandshakeTimeout(self.connect_timeout))?
     }
 
+    /// Open a transport to `endpoint` and resume `session_id` on it.
+    async fn resume_on(
+        &self,
+        endpoint: &Endpoint,
+        target: AppTarget,
+        session_id: String,
+        received: u64,
+    ) -> Result<Attach> {
+        let (tx, mut rx, scheme, _) = self.open(endpoint).await?;
+        let request = Message::HandshakeRequest {
+            id: 0,
+            app: target.name,
+            version: target.version,
+            strategy: Some((
+                "session".to_owned(),
+                Value::Array(vec![Value::from(session_id), Value::from(received as f64)]),
+            )),
+        };
+        tx.send(request.to_bytes()?).await?;
+        let reply = handshake_reply(&tx, &mut rx, scheme.is_websocket()).await?;
+        let peer_received = reply
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .map_or(0, |n| n as u64);
+        Ok(Attach {
+            tx,
+            rx,
+            peer_received,
+            send_handshake_reply: false,
+        })
+    }
+
+    async fn open(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<(MessageSender, MessageReceiver, connkit_core::Scheme, String)> {
+        let mut topts = TransportOptions::new()
+            .ws_subprotocol(WS_SUBPROTOCOL)
+            .max_message_len(self.max_message_len)
+            .outbound_capacity(self.queue)
+            .connect_timeout(None);
+        if let Some(tls) = &self.tls {
+            topts = topts.tls_client(tls.clone());
+        }
+        let conn = connect(endpoint, &topts).await?;
+        let scheme = conn.info().scheme();
+        let peer = conn.info().peer().to_owned();
+        let (tx, rx) = conn.split();
+        Ok((tx, rx, scheme, peer))
+    }
+
+    fn redial(&self, endpoint: &Endpoint, target: &AppTarget) -> Redial {
+        let opts = self.clone();
+        let target = target.clone();
+        let endpoints: Arc<[Endpoint]> = std::iter::once(endpoint.clone())
+            .chain(self.fallbacks.iter().cloned())
+            .collect();
+        let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        Arc::new(move |session_id: String, received: u64| {
+            let n = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let endpoint = endpoints[n % endpoints.len()].clone();
+            let opts = opts.clone();
+            let target = target.clone();
+            Box::pin(async move {
+                debug!(%endpoint, "reconnecting");
+                tokio::time::timeout(
+                    opts.connect_timeout,
+                    opts.resume_on(&endpoint, target, session_id, received),
+                )
+                .await
+                .map_err(|_| Error::HandshakeTimeout(opts.connect_timeout))?
+            })
+        })
+    }
+
     async fn connect_inner(&self, endpoint: &Endpoint, target: AppTarget) -> Result<Client> {
+        let redial = self.reconnect.map(|r| (r, self.redial(endpoint, &target)));
         let mut topts = TransportOptions::new()
             .ws_subprotocol(WS_SUBPROTOCOL)
             .max_message_len(self.max_message_len)
@@ -313,7 +437,12 @@ impl ClientOptions {
             closing: Default::default(),
             max_message_len: self.max_message_len,
         };
-        let (conn, parts) = new_connection(state, None, self.close_grace);
+        let (conn, mut parts) = new_connection(state, None, self.close_grace);
+        parts.heartbeat = self.heartbeat;
+        if let Some((schedule, redial)) = redial {
+            parts.resume = Resume::Client { redial, schedule };
+            parts.max_buffered = self.max_buffered;
+        }
         let span = tracing::debug_span!("connkit.jstp.conn", id = conn.id(), role = "client");
         tokio::spawn(Task::new(parts, tx, rx).run().instrument(span));
         Ok(Client { conn })

@@ -126,6 +126,9 @@ pub enum Role {
 pub enum ConnectionState {
     /// The handshake is done; messages flow.
     Connected,
+    /// The transport is gone but the session lives on: originated messages are buffered
+    /// (nothing is written) until the session is restored on a new transport.
+    Disconnected,
     /// Closing: no new requests; running methods and pending replies get a grace period.
     Closing,
     /// Closed.
@@ -148,6 +151,30 @@ pub enum ConnectionEvent {
         handler: String,
         /// The panic message.
         message: String,
+    },
+    /// The transport was lost; the session waits for a restore (client: the reconnector
+    /// runs; server: until the client expiration time).
+    Disconnected,
+    /// The client's reconnector is about to try (`attempt` counts from 1).
+    ReconnectAttempt {
+        /// Which attempt.
+        attempt: u32,
+    },
+    /// A reconnect attempt failed.
+    ReconnectFailed {
+        /// Which attempt.
+        attempt: u32,
+        /// Why.
+        error: Arc<Error>,
+    },
+    /// The session was restored on a new transport.
+    Restored {
+        /// The last id (absolute value) of ours the peer said it had received.
+        peer_received: u64,
+        /// How many buffered messages were sent again.
+        replayed: usize,
+        /// How many pending calls failed with −1 (executed, reply lost).
+        lost: usize,
     },
     /// The connection closed; `error` says why when it was not a normal close.
     Closed {
@@ -174,6 +201,50 @@ pub(crate) trait Observer: Send + Sync + 'static {
     fn panicked(&self, _conn: &Connection, _handler: &str, _message: &str) {}
     fn remote_event(&self, _conn: &Connection, _event: &RemoteEvent) {}
     fn closed(&self, _conn: &Connection, _error: Option<Arc<Error>>) {}
+    fn detached(&self, _conn: &Connection) {}
+    fn restored(&self, _conn: &Connection) {}
+}
+
+/// A new transport for a session (spec §6): the server hands it to the session's task on a
+/// restore; the client's reconnector produces it.
+pub(crate) struct Attach {
+    pub(crate) tx: MessageSender,
+    pub(crate) rx: MessageReceiver,
+    /// The last id (absolute) of ours the peer received (`receivedCount` in its handshake).
+    pub(crate) peer_received: u64,
+    /// Server side: answer `{handshake:[0],ok:<our receivedCount>}` first.
+    pub(crate) send_handshake_reply: bool,
+}
+
+/// The client's way to open a new transport and resume: given the session id and our
+/// `receivedCount`, it dials, handshakes with the `session` strategy and returns the
+/// transport and the server's `receivedCount`.
+pub(crate) type Redial =
+    Arc<dyn Fn(String, u64) -> Pin<Box<dyn Future<Output = Result<Attach>> + Send>> + Send + Sync>;
+
+/// How a session outlives its transport.
+pub(crate) enum Resume {
+    /// It does not: the connection closes with its transport.
+    Never,
+    /// Client: reconnect with this schedule.
+    Client {
+        redial: Redial,
+        schedule: crate::session::Backoff,
+    },
+    /// Server: wait this long for the client to come back through `attach`.
+    Server {
+        attach: mpsc::Receiver<Attach>,
+        expiration: Duration,
+    },
+}
+
+/// Liveness settings of a connection (spec §7).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Heartbeat {
+    /// Send a ping this often.
+    pub(crate) interval: Option<Duration>,
+    /// Declare the peer dead when nothing arrived for this long (checked on each beat).
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// What the handles and the task share; fixed once the handshake is done.
@@ -239,6 +310,16 @@ pub(crate) struct Outbox {
     next_id: Id,
     step: Id,
     arena: BytesMut,
+    /// The session buffer: every originated frame the peer has not confirmed, in order.
+    pub(crate) buffer: VecDeque<(Id, Bytes)>,
+    /// At most this many buffered frames; past it the oldest is dropped.
+    pub(crate) max_buffered: usize,
+    /// Frames dropped at the bound since the start.
+    pub(crate) dropped: u64,
+    /// `receivedCount`: |id| of the last call, event, inspect or ping received.
+    pub(crate) received: u64,
+    /// The highest |id| the peer is known to have received.
+    pub(crate) delivered: u64,
 }
 
 const ARENA_CHUNK: usize = 64 * 1024;
@@ -253,7 +334,32 @@ impl Outbox {
         Self {
             next_id: step,
             step,
-            arena: BytesMut::with_capacity(ARENA_CHUNK),
+            arena: BytesMut::new(),
+            buffer: VecDeque::new(),
+            max_buffered: 0,
+            dropped: 0,
+            received: 0,
+            delivered: 0,
+        }
+    }
+
+    /// The peer confirmed everything up to `|id|` (a callback or pong for `id`, or the
+    /// `receivedCount` of a resume): drop those frames from the buffer.
+    pub(crate) fn confirmed(&mut self, id: Id) {
+        let k = id.unsigned_abs();
+        if k <= self.delivered {
+            return;
+        }
+        // Only ids we have originated count (a peer may echo anything).
+        let last = (self.next_id - self.step).unsigned_abs();
+        let k = k.min(last);
+        self.delivered = self.delivered.max(k);
+        while let Some((front, _)) = self.buffer.front() {
+            if front.unsigned_abs() <= k {
+                self.buffer.pop_front();
+            } else {
+                break;
+            }
         }
     }
 
@@ -272,7 +378,15 @@ impl Outbox {
         buf.put_slice(kind.prefix());
         message::write_id(buf, id);
         buf.put_slice(tail);
-        (id, self.arena.split().freeze())
+        let frame = self.arena.split().freeze();
+        if self.max_buffered > 0 {
+            if self.buffer.len() >= self.max_buffered {
+                self.buffer.pop_front();
+                self.dropped += 1;
+            }
+            self.buffer.push_back((id, frame.clone()));
+        }
+        (id, frame)
     }
 
     /// A reply frame (callback, pong): written here too, but it takes no id.
@@ -346,6 +460,10 @@ pub(crate) struct TaskParts {
     pub(crate) weak_tx: mpsc::WeakSender<Command>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) close_grace: Duration,
+    pub(crate) resume: Resume,
+    pub(crate) heartbeat: Heartbeat,
+    /// Session buffer bound (0: no buffering).
+    pub(crate) max_buffered: usize,
 }
 
 /// Build the shared state and the handle of a connection whose handshake is done.
@@ -368,6 +486,9 @@ pub(crate) fn new_connection(
             weak_tx,
             observer,
             close_grace,
+            resume: Resume::Never,
+            heartbeat: Heartbeat::default(),
+            max_buffered: 0,
         },
     )
 }
@@ -377,7 +498,7 @@ pub(crate) struct Task {
     shared: Arc<Shared>,
     cmd_rx: mpsc::Receiver<Command>,
     weak_tx: mpsc::WeakSender<Command>,
-    rx: MessageReceiver,
+    rx: Option<MessageReceiver>,
     out: Out,
     outbox: Outbox,
     pending: HashMap<Id, Reply, FastHash>,
@@ -386,6 +507,12 @@ pub(crate) struct Task {
     close_grace: Duration,
     /// A `Close` command was taken in this turn.
     close_requested: bool,
+    resume: Resume,
+    heartbeat: Heartbeat,
+    /// When something last arrived from the peer.
+    last_heard: tokio::time::Instant,
+    /// A handle kept while a server session waits for its client (see `detached`).
+    keep: Option<mpsc::Sender<Command>>,
 }
 
 /// How the loop ended.
@@ -394,16 +521,20 @@ enum End {
     Graceful(Option<Error>),
     /// Stopped at once (server shutdown after its grace period, or the writer died).
     Abort(Option<Error>),
+    /// The transport was lost (or the peer went silent) while nobody asked to close: the
+    /// session may be restored.
+    Lost(Option<Error>),
 }
 
 impl Task {
     pub(crate) fn new(parts: TaskParts, tx: MessageSender, rx: MessageReceiver) -> Self {
-        let outbox = Outbox::after_handshake(parts.shared.role);
+        let mut outbox = Outbox::after_handshake(parts.shared.role);
+        outbox.max_buffered = parts.max_buffered;
         Self {
             shared: parts.shared,
             cmd_rx: parts.cmd_rx,
             weak_tx: parts.weak_tx,
-            rx,
+            rx: Some(rx),
             out: Out {
                 tx,
                 batch: Vec::with_capacity(TURN_BATCH),
@@ -415,6 +546,10 @@ impl Task {
             observer: parts.observer,
             close_grace: parts.close_grace,
             close_requested: false,
+            resume: parts.resume,
+            heartbeat: parts.heartbeat,
+            last_heard: tokio::time::Instant::now(),
+            keep: None,
         }
     }
 
@@ -449,8 +584,185 @@ impl Task {
 
     /// Run until the connection ends.
     pub(crate) async fn run(mut self) {
-        let end = self.main_loop().await;
-        self.finish(end).await;
+        loop {
+            let end = self.main_loop().await;
+            let end = match end {
+                End::Lost(error) => {
+                    if matches!(self.resume, Resume::Never) {
+                        End::Abort(error)
+                    } else {
+                        match self.detached().await {
+                            Some(attach) => {
+                                self.attach(attach);
+                                continue;
+                            }
+                            None => End::Abort(error),
+                        }
+                    }
+                }
+                other => other,
+            };
+            self.finish(end).await;
+            return;
+        }
+    }
+
+    /// Wait, with the transport gone, for a restore: buffer what handles originate, let
+    /// running handlers finish (their replies are lost, as in Node), and either get a new
+    /// transport or give up.
+    async fn detached(&mut self) -> Option<Attach> {
+        debug!("transport lost; the session waits for a restore");
+        self.out.batch.clear();
+        self.out.overflow.clear();
+        // Let go of the old transport at once (a half-open socket must not linger).
+        self.rx = None;
+        let _ = tokio::time::timeout(Duration::from_millis(100), self.out.tx.close()).await;
+        // A server session has no handle while its client is away (the registry drops it):
+        // keep the command channel open so that the restored connection gets handles again.
+        self.keep = match self.resume {
+            Resume::Server { .. } => self.weak_tx.upgrade(),
+            _ => None,
+        };
+        self.shared.hub.set_state(ConnectionState::Disconnected);
+        self.shared.hub.emit(ConnectionEvent::Disconnected);
+        if let Some(o) = &self.observer {
+            o.detached(&self.connection());
+        }
+        let mut resume = std::mem::replace(&mut self.resume, Resume::Never);
+        let session_id = self.shared.session_id.clone();
+        let received = self.outbox.received;
+        let hub = self.shared.hub.clone();
+        let result = {
+            let wait = async {
+                match &mut resume {
+                    Resume::Never => None,
+                    Resume::Server { attach, expiration } => {
+                        tokio::time::timeout(*expiration, attach.recv())
+                            .await
+                            .ok()
+                            .flatten()
+                    }
+                    Resume::Client { redial, schedule } => {
+                        let mut attempt = 0u32;
+                        loop {
+                            let delay = schedule.delay(attempt)?;
+                            tokio::time::sleep(delay).await;
+                            attempt += 1;
+                            hub.emit(ConnectionEvent::ReconnectAttempt { attempt });
+                            match redial(session_id.clone(), received).await {
+                                Ok(a) => return Some(a),
+                                Err(e) => {
+                                    debug!(attempt, error = %e, "reconnect failed");
+                                    let stop = matches!(&e, Error::Remote(r) if r.code() == crate::error::ERR_AUTH_FAILED);
+                                    hub.emit(ConnectionEvent::ReconnectFailed {
+                                        attempt,
+                                        error: Arc::new(e),
+                                    });
+                                    if stop {
+                                        // The session is unknown or expired there.
+                                        return None;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::pin!(wait);
+            let mut cmds: Vec<Command> = Vec::with_capacity(TURN_BATCH);
+            let mut accepting = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = self.shared.stop.cancelled() => break None,
+                    a = &mut wait => break a,
+                    Some(_) = self.running.next(), if !self.running.is_empty() => {
+                        // A reply produced now has no transport: lost, as in Node.
+                    }
+                    n = self.cmd_rx.recv_many(&mut cmds, TURN_BATCH), if accepting => {
+                        if n == 0 {
+                            accepting = false;
+                            if self.running.is_empty() {
+                                break None;
+                            }
+                        }
+                        let mut close = false;
+                        for cmd in cmds.drain(..) {
+                            match cmd {
+                                Command::Send { kind, tail, reply } => {
+                                    let (id, _) = self.outbox.originate(kind, &tail);
+                                    if let Some(reply) = reply {
+                                        self.pending.insert(id, reply);
+                                    }
+                                }
+                                Command::Close => close = true,
+                            }
+                        }
+                        if close {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        self.resume = resume;
+        result
+    }
+
+    /// Move the session onto a new transport (spec §6.2, §6.3): the old one is dropped
+    /// entirely first, confirmed frames are pruned, pending calls the peer received fail
+    /// with −1, and the rest of the buffer is sent again in order with the original ids.
+    fn attach(&mut self, attach: Attach) {
+        let Attach {
+            tx,
+            rx,
+            peer_received,
+            send_handshake_reply,
+        } = attach;
+        // Dropping the old halves ends the old socket; nothing of it stays attached.
+        self.rx = Some(rx);
+        self.out.tx = tx;
+        self.out.batch.clear();
+        self.out.overflow.clear();
+        self.outbox.confirmed(peer_received as Id);
+        let delivered = self.outbox.delivered;
+        let buffered: std::collections::HashSet<Id> =
+            self.outbox.buffer.iter().map(|(id, _)| *id).collect();
+        let lost_ids: Vec<Id> = self
+            .pending
+            .keys()
+            .copied()
+            // Received by the peer (its reply is gone), or dropped at the buffer's bound.
+            .filter(|id| id.unsigned_abs() <= delivered || !buffered.contains(id))
+            .collect();
+        let lost = lost_ids.len();
+        for id in lost_ids {
+            if let Some(reply) = self.pending.remove(&id) {
+                let _ = reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
+            }
+        }
+        if send_handshake_reply {
+            let mut frame = BytesMut::from(&b"{handshake:[0],ok:"[..]);
+            message::write_id(&mut frame, self.outbox.received as Id);
+            frame.put_u8(b'}');
+            self.out.push(frame.freeze());
+        }
+        let replayed = self.outbox.buffer.len();
+        for (_, frame) in &self.outbox.buffer {
+            self.out.batch.push(frame.clone());
+        }
+        self.last_heard = tokio::time::Instant::now();
+        debug!(peer_received, replayed, lost, "session restored");
+        if let Some(o) = &self.observer {
+            o.restored(&self.connection());
+        }
+        self.keep = None;
+        self.shared.hub.set_state(ConnectionState::Connected);
+        self.shared.hub.emit(ConnectionEvent::Restored {
+            peer_received,
+            replayed,
+            lost,
+        });
     }
 
     async fn main_loop(&mut self) -> End {
@@ -458,6 +770,16 @@ impl Task {
         let mut accepting = true;
         let mut reading = true;
         let mut deadline: Option<tokio::time::Instant> = None;
+        let mut beat = self.heartbeat.interval.map(|every| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        let resumable = !matches!(self.resume, Resume::Never);
+        // After a restore: the handshake reply and the replay go out now.
+        if let Err(e) = self.out.flush() {
+            return End::Lost(Some(e));
+        }
         loop {
             if deadline.is_some()
                 && self.running.is_empty()
@@ -471,6 +793,22 @@ impl Task {
             tokio::select! {
                 biased;
                 () = self.shared.stop.cancelled() => return End::Abort(None),
+                a = next_attach(&mut self.resume) => {
+                    // A client resumed while we still held its old (half-open) transport:
+                    // drop that one entirely and take the new one.
+                    debug!("session restored over a live transport");
+                    self.attach(a);
+                }
+                _ = tick(&mut beat), if beat.is_some() && deadline.is_none() => {
+                    if let Some(limit) = self.heartbeat.timeout
+                        && self.last_heard.elapsed() >= limit
+                    {
+                        debug!(?limit, "the peer is silent; declaring it dead");
+                        return End::Lost(Some(Error::Protocol("the peer stopped answering".into())));
+                    }
+                    let (_, frame) = self.outbox.originate(Kind::Ping, b"]}");
+                    self.out.push(frame);
+                }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     debug!("close grace period over");
                     return End::Graceful(None);
@@ -484,6 +822,9 @@ impl Task {
                 }
                 res = send_front(&self.out.tx, front), if !self.out.overflow.is_empty() => {
                     if let Err(e) = res {
+                        if resumable && deadline.is_none() {
+                            return End::Lost(None);
+                        }
                         return End::Abort(Some(Error::Transport(e)));
                     }
                     self.out.overflow.pop_front();
@@ -500,18 +841,29 @@ impl Task {
                         }
                     }
                 }
-                frame = self.rx.next(), if can_read => {
+                frame = next_frame(&mut self.rx), if can_read => {
                     let mut frame = frame;
                     let mut budget = TURN_BATCH;
                     loop {
                         match frame {
                             None => {
                                 debug!("the peer closed the connection");
+                                if resumable && deadline.is_none() && accepting {
+                                    return End::Lost(None);
+                                }
                                 reading = false;
                                 deadline.get_or_insert_with(|| self.grace_deadline());
                                 break;
                             }
                             Some(Err(e)) => {
+                                if resumable
+                                    && deadline.is_none()
+                                    && accepting
+                                    && e.kind() == connkit_core::ErrorKind::Io
+                                {
+                                    debug!(error = %e, "connection lost");
+                                    return End::Lost(None);
+                                }
                                 return if e.kind() == connkit_core::ErrorKind::Io {
                                     debug!(error = %e, "connection lost");
                                     End::Abort(None)
@@ -520,6 +872,7 @@ impl Task {
                                 };
                             }
                             Some(Ok(bytes)) => {
+                                self.last_heard = tokio::time::Instant::now();
                                 if let Err(e) = self.on_frame(&bytes) {
                                     debug!(error = %e, "closing: protocol violation");
                                     self.out.flush().ok();
@@ -532,7 +885,7 @@ impl Task {
                             break;
                         }
                         // More frames already read? Take them in this turn.
-                        match self.rx.next().now_or_never() {
+                        match self.rx.as_mut().and_then(|r| r.next().now_or_never()) {
                             Some(f) => frame = f,
                             None => break,
                         }
@@ -543,6 +896,9 @@ impl Task {
                 deadline.get_or_insert_with(|| self.grace_deadline());
             }
             if let Err(e) = self.out.flush() {
+                if resumable && deadline.is_none() {
+                    return End::Lost(Some(e));
+                }
                 return End::Abort(Some(e));
             }
         }
@@ -625,10 +981,12 @@ impl Task {
         // general object reading (the arguments and results are still parsed in full).
         if bytes.get(1) == Some(&b'c') {
             if let Some((id, values)) = message::fast_callback(bytes) {
+                self.outbox.confirmed(id);
                 self.on_callback(id, Ok(values));
                 return Ok(());
             }
             if let Some((id, interface, method, args)) = message::fast_call(bytes) {
+                self.outbox.received = id.unsigned_abs();
                 self.on_call(id, interface, method, args);
                 return Ok(());
             }
@@ -648,6 +1006,14 @@ impl Task {
                 return Ok(());
             }
         };
+        match &msg {
+            Message::Call { id, .. }
+            | Message::Event { id, .. }
+            | Message::Inspect { id, .. }
+            | Message::Ping { id } => self.outbox.received = id.unsigned_abs(),
+            Message::Callback { id, .. } | Message::Pong { id } => self.outbox.confirmed(*id),
+            _ => {}
+        }
         match msg {
             Message::Call {
                 id,
@@ -689,6 +1055,8 @@ impl Task {
                 Some(reply) => {
                     let _ = reply.send(Ok(Vec::new()));
                 }
+                // Heartbeat pings have no waiter.
+                None if self.heartbeat.interval.is_some() => {}
                 None => self.reject(|| format!("a pong with unknown id {id}")),
             },
             Message::HandshakeRequest { .. } | Message::HandshakeReply { .. } => {
@@ -813,13 +1181,13 @@ impl Task {
                 }
                 error
             }
-            End::Abort(error) => error,
+            End::Abort(error) | End::Lost(error) => error,
         };
         for (_, reply) in self.pending.drain() {
             let _ = reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
         }
         // Dropping the receiver closes the socket now.
-        drop(self.rx);
+        drop(self.rx.take());
         self.cmd_rx.close();
         let error = error.map(Arc::new);
         if let Some(e) = &error {
@@ -845,6 +1213,33 @@ async fn send_front(
 ) -> std::result::Result<(), connkit_core::Error> {
     match front {
         Some(f) => tx.send(f).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_attach(resume: &mut Resume) -> Attach {
+    if let Resume::Server { attach, .. } = resume
+        && let Some(a) = attach.recv().await
+    {
+        return a;
+    }
+    std::future::pending().await
+}
+
+async fn next_frame(
+    rx: &mut Option<MessageReceiver>,
+) -> Option<std::result::Result<Bytes, connkit_core::Error>> {
+    match rx {
+        Some(rx) => rx.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(beat: &mut Option<tokio::time::Interval>) {
+    match beat {
+        Some(i) => {
+            i.tick().await;
+        }
         None => std::future::pending().await,
     }
 }
@@ -1064,6 +1459,33 @@ impl Connection {
         self.request(Kind::Call, tail.freeze()).await
     }
 
+    /// Like [`call`](Self::call), but a call the server executed while its reply was lost in
+    /// a disconnect (error −1, `CALLBACK_LOST`) is made again after the session is restored:
+    /// at-least-once delivery (Node's `callMethodWithResend`). Only for idempotent methods.
+    ///
+    /// Cancel safe in the same way as [`call`](Self::call).
+    ///
+    /// # Errors
+    /// As [`call`](Self::call), except −1.
+    pub async fn call_with_resend(
+        &self,
+        interface: &str,
+        method: &str,
+        args: impl AsRef<[Value]>,
+    ) -> Result<Vec<Value>> {
+        let mut tail = BytesMut::with_capacity(32 + interface.len() + method.len());
+        message::write_target_tail(&mut tail, interface, method, args.as_ref())?;
+        let tail = tail.freeze();
+        loop {
+            match self.request(Kind::Call, tail.clone()).await {
+                Err(Error::Remote(e)) if e.code() == ERR_CALLBACK_LOST && !self.is_closed() => {
+                    debug!(interface, method, "reply lost; calling again");
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// [`call`](Self::call) with `serde` types: `args` must serialize to an array (a tuple
     /// such as `(2, 3)`, an array, a `Vec`; `()` for none), and the first value of the `ok`
     /// list is read into `R` (`()` accepts an empty list).
@@ -1200,9 +1622,19 @@ impl Connection {
     }
 
     /// Completes when the connection is closed. Cancel safe.
+    ///
+    /// On a server, a client whose transport is gone counts as closed too
+    /// ([`ConnectionState::Disconnected`]), even though its session may still be restored
+    /// (then [`ServerEvent::Reconnect`](crate::ServerEvent::Reconnect) follows). On a client
+    /// with a reconnector, this waits for the final close.
     pub async fn closed(&self) {
+        let server = self.shared.role == Role::Server;
         let mut state = self.shared.hub.state();
-        let _ = state.wait_for(|s| *s == ConnectionState::Closed).await;
+        let _ = state
+            .wait_for(|s| {
+                *s == ConnectionState::Closed || (server && *s == ConnectionState::Disconnected)
+            })
+            .await;
     }
 }
 

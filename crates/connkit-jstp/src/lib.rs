@@ -95,6 +95,7 @@ pub mod error;
 pub mod message;
 pub mod semver_range;
 mod server;
+pub mod session;
 pub mod value;
 
 /// The `semver` crate, for [`Application`] versions.
@@ -111,6 +112,7 @@ pub use server::{
     AuthPolicy, AuthRequest, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_MESSAGE_LEN, Logins, Server,
     ServerEvent, ServerOptions, ServerState, WS_SUBPROTOCOL,
 };
+pub use session::Reconnect;
 pub use value::{
     Object, ParseError, ParseOptions, SerdeError, SerializeError, Value, from_value, parse,
     serialize, to_value,

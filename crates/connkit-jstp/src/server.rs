@@ -4,11 +4,13 @@
 
 use crate::app::{Application, Applications};
 use crate::connection::{
-    ClientConnection, Command, Connection, ConnectionState, Kind, Observer, REMOTE_EVENT_CAPACITY,
-    RemoteEvent, Role, Shared, Task, new_connection, next_connection_id,
+    Attach, ClientConnection, Command, Connection, ConnectionState, Heartbeat, Kind, Observer,
+    REMOTE_EVENT_CAPACITY, RemoteEvent, Resume, Role, Shared, Task, new_connection,
+    next_connection_id,
 };
 use crate::error::{ERR_APP_NOT_FOUND, ERR_AUTH_FAILED, Error, RemoteError, Result};
 use crate::message::{self, Message, MessageError};
+use crate::session::{DEFAULT_CLIENT_EXPIRATION, DEFAULT_MAX_BUFFERED};
 use crate::value::{self, Value};
 use bytes::BytesMut;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
@@ -25,7 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
@@ -196,7 +198,14 @@ pub enum ServerEvent {
         /// Why.
         error: Arc<Error>,
     },
-    /// A client is gone (Node's `disconnect`).
+    /// A client's session was restored on a new transport (Node's `reconnect`; path A of
+    /// spec §6.3: the same connection, so the same id).
+    Reconnect {
+        /// The client's connection.
+        client: ClientConnection,
+    },
+    /// A client is gone (Node's `disconnect`). With sessions, its session may still be
+    /// restored until the client expiration time; then [`ServerEvent::Reconnect`] follows.
     Disconnect {
         /// The client's connection id.
         client: u64,
@@ -248,6 +257,9 @@ pub struct ServerOptions {
     close_grace: Duration,
     event_capacity: usize,
     unix_mode: Option<u32>,
+    client_expiration: Duration,
+    heartbeat: Heartbeat,
+    max_buffered: usize,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -286,7 +298,40 @@ impl ServerOptions {
             close_grace: Duration::from_secs(5),
             event_capacity: DEFAULT_EVENT_CAPACITY,
             unix_mode: None,
+            client_expiration: DEFAULT_CLIENT_EXPIRATION,
+            heartbeat: Heartbeat::default(),
+            max_buffered: DEFAULT_MAX_BUFFERED,
         }
+    }
+
+    /// How long a disconnected client's session waits for a restore (Node's
+    /// `clientExpirationTime`; default 1 h). Zero turns sessions off: a connection then
+    /// closes with its transport and restores are answered 11.
+    pub fn client_expiration_time(mut self, time: Duration) -> Self {
+        self.client_expiration = time;
+        self
+    }
+
+    /// Send `{ping:[id]}` to each client this often once its handshake is done (Node's
+    /// `heartbeatInterval`; default off). Pongs also prune the session buffer.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat.interval = Some(interval);
+        self
+    }
+
+    /// With a heartbeat: declare a client dead when nothing arrived from it for this long
+    /// (checked at each beat; for example 2 × the interval). Invisible on the wire; the
+    /// session then waits for a restore as after any transport loss. Default off, as in Node.
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat.timeout = Some(timeout);
+        self
+    }
+
+    /// At most this many unconfirmed messages per session (default
+    /// [`DEFAULT_MAX_BUFFERED`]); past it the oldest is dropped and not replayed.
+    pub fn session_buffer(mut self, messages: usize) -> Self {
+        self.max_buffered = messages.max(1);
+        self
     }
 
     /// Serve `app` (several versions of one name may be served; the handshake chooses).
@@ -447,6 +492,10 @@ impl ServerOptions {
             stop_clients: CancellationToken::new(),
             tasks: TaskTracker::new(),
             endpoints: bound.clone(),
+            sessions: Mutex::new(HashMap::new()),
+            client_expiration: self.client_expiration,
+            heartbeat: self.heartbeat,
+            max_buffered: self.max_buffered,
         });
         for listener in listeners {
             let endpoint = listener.local_endpoint().clone();
@@ -477,6 +526,11 @@ pub(crate) struct ServerShared {
     stop_clients: CancellationToken,
     tasks: TaskTracker,
     endpoints: Vec<Endpoint>,
+    /// Live and disconnected sessions by id (restore path A).
+    sessions: Mutex<HashMap<String, mpsc::Sender<Attach>>>,
+    client_expiration: Duration,
+    heartbeat: Heartbeat,
+    max_buffered: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -511,10 +565,27 @@ impl Observer for ServerShared {
     }
 
     fn closed(&self, conn: &Connection, error: Option<Arc<Error>>) {
+        lock(&self.sessions).remove(conn.session_id());
+        if lock(&self.clients).remove(&conn.id()).is_some() {
+            self.hub.emit(ServerEvent::Disconnect {
+                client: conn.id(),
+                error,
+            });
+        }
+    }
+
+    fn detached(&self, conn: &Connection) {
         lock(&self.clients).remove(&conn.id());
         self.hub.emit(ServerEvent::Disconnect {
             client: conn.id(),
-            error,
+            error: None,
+        });
+    }
+
+    fn restored(&self, conn: &Connection) {
+        lock(&self.clients).insert(conn.id(), conn.clone());
+        self.hub.emit(ServerEvent::Reconnect {
+            client: conn.clone(),
         });
     }
 }
@@ -671,6 +742,8 @@ impl Server {
 impl ServerShared {
     async fn close_gracefully(self: Arc<Self>) {
         self.stop_accept.cancel();
+        // Sessions waiting for a restore end now (their attach channels close).
+        lock(&self.sessions).clear();
         let clients: Vec<ClientConnection> = lock(&self.clients).values().cloned().collect();
         for c in &clients {
             c.request_close();
@@ -757,6 +830,8 @@ struct Accepted {
     requested: (String, Option<String>),
     username: Option<String>,
     session_id: String,
+    /// A restore: the session's task and the client's `receivedCount`.
+    restore: Option<(mpsc::Sender<Attach>, u64)>,
 }
 
 async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
@@ -797,6 +872,27 @@ async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
         }
         Ok(Ok(a)) => a,
     };
+    if let Some((attach, peer_received)) = accepted.restore {
+        // Path A: the session's task takes the new transport (dropping the old one first)
+        // and answers the handshake itself, so that the reply precedes the replay.
+        let sent = attach
+            .send(Attach {
+                tx: tx.clone(),
+                rx,
+                peer_received,
+                send_handshake_reply: true,
+            })
+            .await;
+        if sent.is_err() {
+            let _ = tx
+                .send(format!("{{handshake:[0],error:[{ERR_AUTH_FAILED}]}}"))
+                .await;
+            tx.close().await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), tx.closed()).await;
+            return shared.failed(&peer, Error::Remote(RemoteError::new(ERR_AUTH_FAILED)));
+        }
+        return;
+    }
     let (remote_events, _) = broadcast::channel(REMOTE_EVENT_CAPACITY);
     let state = Shared {
         id: next_connection_id(),
@@ -814,7 +910,17 @@ async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
         max_message_len: shared.max_message_len,
     };
     let observer: Arc<dyn Observer> = Arc::clone(&shared) as Arc<dyn Observer>;
-    let (client, parts) = new_connection(state, Some(observer), shared.close_grace);
+    let (client, mut parts) = new_connection(state, Some(observer), shared.close_grace);
+    parts.heartbeat = shared.heartbeat;
+    if !shared.client_expiration.is_zero() {
+        let (attach_tx, attach_rx) = mpsc::channel(1);
+        lock(&shared.sessions).insert(client.session_id().to_owned(), attach_tx);
+        parts.resume = Resume::Server {
+            attach: attach_rx,
+            expiration: shared.client_expiration,
+        };
+        parts.max_buffered = shared.max_buffered;
+    }
     lock(&shared.clients).insert(client.id(), client.clone());
     debug!(id = client.id(), app = %client.application(), "client connected");
     shared.hub.emit(ServerEvent::Connect {
@@ -886,9 +992,29 @@ async fn handshake(
     let username = match strategy {
         None => None,
         Some((name, _)) if name == "anonymous" => None,
-        // Sessions (resume) are not implemented yet: unknown session, as Node answers.
-        Some((name, _)) if name == "session" => {
-            return Err(Failure::answer(RemoteError::new(ERR_AUTH_FAILED)));
+        // Resume (spec §6.3, path A): `session:['<id>',<receivedCount>]`.
+        Some((name, credentials)) if name == "session" => {
+            let unknown = || Failure::answer(RemoteError::new(ERR_AUTH_FAILED));
+            let id = credentials
+                .at(0)
+                .and_then(Value::as_str)
+                .ok_or_else(unknown)?;
+            let received = credentials
+                .at(1)
+                .and_then(Value::as_f64)
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .map_or(0, |n| n as u64);
+            let attach = lock(&shared.sessions)
+                .get(id)
+                .cloned()
+                .ok_or_else(unknown)?;
+            return Ok(Accepted {
+                app,
+                requested: (app_name, version),
+                username: None,
+                session_id: id.to_owned(),
+                restore: Some((attach, received)),
+            });
         }
         Some((name, credentials)) => {
             let Some(auth) = &shared.auth else {
@@ -924,5 +1050,6 @@ async fn handshake(
         requested: (app_name, version),
         username,
         session_id,
+        restore: None,
     })
 }

@@ -1,0 +1,340 @@
+//! Sessions that survive reconnects (spec §6), the reconnector (§9) and the heartbeat (§7),
+//! Rust client ↔ Rust server, with a fault-injecting TCP proxy cutting the link. Every test
+//! has a hard timeout; nothing asserts on timing.
+
+mod support;
+
+use connkit_jstp::error::ERR_CALLBACK_LOST;
+use connkit_jstp::{
+    Client, ClientOptions, ConnectionEvent, ConnectionState, Error, Reconnect, ServerEvent, Value,
+};
+use connkit_testkit::{FaultProxy, within};
+use futures_util::StreamExt;
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{Fixture, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn v(s: &str) -> Value {
+    s.parse().unwrap()
+}
+
+fn fast() -> Reconnect {
+    Reconnect::new()
+        .initial_delay(Duration::from_millis(20))
+        .max_delay(Duration::from_millis(200))
+        .jitter(Duration::ZERO)
+}
+
+fn tcp_addr(f: &Fixture) -> SocketAddr {
+    let ep = f.endpoint(Transport::Tcp).to_string();
+    let hostport = ep.trim_start_matches("tcp://").trim_end_matches('/');
+    hostport.parse().unwrap()
+}
+
+async fn proxied(f: &Fixture) -> (FaultProxy, connkit_core::Endpoint) {
+    let proxy = FaultProxy::start(tcp_addr(f)).await.unwrap();
+    let ep = format!("tcp://{}", proxy.addr()).parse().unwrap();
+    (proxy, ep)
+}
+
+async fn wait_state(c: &Client, want: ConnectionState) {
+    let mut st = c.state();
+    st.wait_for(|s| *s == want).await.unwrap();
+}
+
+/// Cut the link and keep it down (new connections refused) until the client noticed.
+async fn go_offline(proxy: &FaultProxy, c: &Client) {
+    proxy.set_refuse(true);
+    proxy.cut_all();
+    wait_state(c, ConnectionState::Disconnected).await;
+}
+
+#[tokio::test]
+async fn calls_and_events_made_offline_are_delivered_after_the_resume() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let (proxy, ep) = proxied(&f).await;
+        let mut server_events = f.server.events();
+        let c = f
+            .client_opts()
+            .reconnect(fast())
+            .connect(&ep, "testApp@^1.0.0")
+            .await
+            .unwrap();
+        let mut conn_events = c.events();
+        assert_eq!(
+            c.call("calculator", "add", [v("1"), v("2")]).await.unwrap(),
+            vec![v("3")]
+        );
+        go_offline(&proxy, &c).await;
+        // Made while offline: buffered only.
+        let call = {
+            let c = c.clone();
+            tokio::spawn(async move { c.call("calculator", "add", [v("10"), v("20")]).await })
+        };
+        c.emit("calculator", "hello", [v("'offline'")])
+            .await
+            .unwrap();
+        tokio::task::yield_now().await;
+        proxy.set_refuse(false);
+        assert_eq!(call.await.unwrap().unwrap(), vec![v("30")]);
+        wait_state(&c, ConnectionState::Connected).await;
+        // The event arrived, on the same server-side connection (path A: `reconnect`).
+        let mut saw_reconnect = false;
+        loop {
+            match server_events.next().await.unwrap().unwrap() {
+                ServerEvent::Reconnect { .. } => saw_reconnect = true,
+                ServerEvent::Event { event, .. } if event.event == "hello" => {
+                    assert_eq!(event.args, vec![v("'offline'")]);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert!(saw_reconnect);
+        // The client saw the attempt and the restore.
+        let mut restored = None;
+        while restored.is_none() {
+            if let ConnectionEvent::Restored { replayed, lost, .. } =
+                conn_events.next().await.unwrap().unwrap()
+            {
+                restored = Some((replayed, lost));
+            }
+        }
+        assert_eq!(restored, Some((2, 0)));
+        // And it goes on working.
+        assert_eq!(
+            c.call("calculator", "add", [v("3"), v("4")]).await.unwrap(),
+            vec![v("7")]
+        );
+        assert!(proxy.accepted() >= 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lost_reply_fails_with_minus_one_and_resend_calls_again() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let (proxy, ep) = proxied(&f).await;
+        let c = f
+            .client_opts()
+            .reconnect(fast())
+            .connect(&ep, "testApp")
+            .await
+            .unwrap();
+        for resend in [false, true] {
+            let call = {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    if resend {
+                        c.call_with_resend("calculator", "sleep", [v("300")]).await
+                    } else {
+                        c.call("calculator", "sleep", [v("300")]).await
+                    }
+                })
+            };
+            // The pong proves the server has the call (the stream is ordered).
+            c.ping().await.unwrap();
+            go_offline(&proxy, &c).await;
+            // The method finishes while the client is away: its reply is lost.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            proxy.set_refuse(false);
+            let r = call.await.unwrap();
+            if resend {
+                assert!(r.is_ok(), "{r:?}");
+            } else {
+                match r {
+                    Err(Error::Remote(e)) => assert_eq!(e.code(), ERR_CALLBACK_LOST),
+                    other => panic!("expected −1, got {other:?}"),
+                }
+            }
+            wait_state(&c, ConnectionState::Connected).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_server_is_declared_dead_and_the_session_moves_to_a_new_socket() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let (proxy, ep) = proxied(&f).await;
+        let c = f
+            .client_opts()
+            .reconnect(fast())
+            .heartbeat_interval(Duration::from_millis(50))
+            .heartbeat_timeout(Duration::from_millis(200))
+            .connect_timeout(Duration::from_millis(500))
+            // The proxy stays a black hole: attempts rotate to the direct endpoint.
+            .fallback_endpoints([f.endpoint(Transport::Tcp)])
+            .connect(&ep, "testApp")
+            .await
+            .unwrap();
+        let mut events = c.events();
+        // The link goes silent without closing: only the pong timeout can tell.
+        proxy.pause();
+        loop {
+            if let ConnectionEvent::Restored { .. } = events.next().await.unwrap().unwrap() {
+                break;
+            }
+        }
+        // The server still held the old, silent socket: it was dropped for the new one.
+        assert_eq!(
+            c.call("calculator", "add", [v("1"), v("1")]).await.unwrap(),
+            vec![v("2")]
+        );
+        // Later calls are still answered (the Node server bug of §9 does not exist here).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            c.call("calculator", "add", [v("2"), v("2")]).await.unwrap(),
+            vec![v("4")]
+        );
+        assert_eq!(f.server.clients().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_session_stops_the_reconnector() {
+    within(30, async {
+        let f = Fixture::start_with(|o| o.client_expiration_time(Duration::from_millis(50))).await;
+        let (proxy, ep) = proxied(&f).await;
+        let c = ClientOptions::new()
+            .reconnect(fast())
+            .connect(&ep, "testApp")
+            .await
+            .unwrap();
+        go_offline(&proxy, &c).await;
+        // The session expires on the server meanwhile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.set_refuse(false);
+        c.closed().await;
+        assert!(c.is_closed());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_reconnector_gives_up_after_max_attempts() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let (proxy, ep) = proxied(&f).await;
+        let c = ClientOptions::new()
+            .reconnect(fast().max_attempts(3))
+            .connect(&ep, "testApp")
+            .await
+            .unwrap();
+        let mut events = c.events();
+        go_offline(&proxy, &c).await;
+        let pending = {
+            let c = c.clone();
+            tokio::spawn(async move { c.call("calculator", "answer", []).await })
+        };
+        c.closed().await;
+        let mut attempts = 0;
+        while let Some(Ok(e)) = events.next().await {
+            match e {
+                ConnectionEvent::ReconnectAttempt { attempt } => attempts = attempt,
+                ConnectionEvent::Closed { .. } => break,
+                _ => {}
+            }
+        }
+        assert_eq!(attempts, 3);
+        match pending.await.unwrap() {
+            Err(Error::Remote(e)) => assert_eq!(e.code(), ERR_CALLBACK_LOST),
+            other => panic!("expected −1, got {other:?}"),
+        }
+    })
+    .await;
+}
+
+/// Reads NUL-terminated frames from a raw socket.
+struct Raw {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Raw {
+        Raw {
+            s: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.s.write_all(text.as_bytes()).await.unwrap();
+        self.s.write_all(b"\0").await.unwrap();
+    }
+
+    async fn frame(&mut self) -> String {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == 0) {
+                let f: Vec<u8> = self.buf.drain(..=i).collect();
+                return String::from_utf8_lossy(&f[..i]).into_owned();
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_ids_continue_strictly_downward_and_the_buffer_replays_on_the_wire() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let addr = tcp_addr(&f);
+        let mut a = Raw::connect(addr).await;
+        a.send("{handshake:[0,'testApp','^1.0.0']}").await;
+        let reply = a.frame().await;
+        let sid = reply
+            .split('\'')
+            .nth(1)
+            .unwrap_or_else(|| panic!("{reply}"))
+            .to_owned();
+        a.send("{call:[1,'calculator'],ticker:[2]}").await;
+        assert_eq!(
+            a.frame().await,
+            "{event:[-1,'calculator'],tick:[1,'1.0.0']}"
+        );
+        assert_eq!(
+            a.frame().await,
+            "{event:[-2,'calculator'],tick:[2,'1.0.0']}"
+        );
+        assert_eq!(a.frame().await, "{callback:[1],ok:[2]}");
+        drop(a);
+        // Resume saying we received only -1: the server answers with its receivedCount (1)
+        // and sends -2 again, with its original id.
+        let mut b = Raw::connect(addr).await;
+        b.send(&format!(
+            "{{handshake:[0,'testApp','^1.0.0'],session:['{sid}',1]}}"
+        ))
+        .await;
+        assert_eq!(b.frame().await, "{handshake:[0],ok:1}");
+        assert_eq!(
+            b.frame().await,
+            "{event:[-2,'calculator'],tick:[2,'1.0.0']}"
+        );
+        // New server messages go on downward: -3, never a reused id.
+        b.send("{call:[2,'calculator'],ticker:[1]}").await;
+        assert_eq!(
+            b.frame().await,
+            "{event:[-3,'calculator'],tick:[1,'1.0.0']}"
+        );
+        assert_eq!(b.frame().await, "{callback:[2],ok:[1]}");
+        // Pongs prune: the ping gets the next id.
+        b.send("{ping:[3]}").await;
+        assert_eq!(b.frame().await, "{pong:[3]}");
+        // An unknown session is refused with 11.
+        let mut c = Raw::connect(addr).await;
+        c.send("{handshake:[0,'testApp'],session:['00000000-0000-4000-8000-000000000000',0]}")
+            .await;
+        assert_eq!(c.frame().await, "{handshake:[0],error:[11]}");
+    })
+    .await;
+}
