@@ -552,3 +552,112 @@ async fn node_client_to_rust_server() {
     }))
     .await;
 }
+
+/// A Node client resumes its session on the Rust server (restore path A) after a fault
+/// proxy cut the link: a call and an event made while offline are delivered after the
+/// resume, on the same server-side connection.
+#[tokio::test]
+async fn node_client_resumes_on_the_rust_server_after_a_cut() {
+    let node = connkit_testkit::require_node!();
+    within(
+        60,
+        Box::pin(async {
+            let f = Fixture::start().await;
+            let mut server_events = f.server.events();
+            let upstream: std::net::SocketAddr =
+                format!("127.0.0.1:{}", f.endpoint(Transport::Tcp).port().unwrap())
+                    .parse()
+                    .unwrap();
+            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
+            let mut n = NodeClient::start(&node).await;
+            n.cmd(
+                json!({"cmd":"connect","transport":"net","app":"testApp@^1.0.0",
+            "port":proxy.addr().port(),"reconnect":true}),
+            )
+            .await
+            .unwrap();
+            assert_eq!(n.call("add", "[1,2]").await.unwrap(), v("[3]"));
+            proxy.cut_all();
+            // Buffered by the Node client while offline, replayed after its resume.
+            n.cmd(
+                json!({"cmd":"emit","interface":"calculator","event":"hello","args":"['offline']"}),
+            )
+            .await
+            .unwrap();
+            assert_eq!(n.call("add", "[10,20]").await.unwrap(), v("[30]"));
+            let mut saw_reconnect = false;
+            let mut saw_event = false;
+            while !(saw_reconnect && saw_event) {
+                match server_events.next().await.unwrap().unwrap() {
+                    ServerEvent::Reconnect { .. } => saw_reconnect = true,
+                    ServerEvent::Event { event, .. } if event.event == "hello" => {
+                        assert_eq!(event.args, vec![v("'offline'")]);
+                        saw_event = true;
+                    }
+                    _ => {}
+                }
+            }
+            assert!(proxy.accepted() >= 2);
+            assert_eq!(n.call("add", "[3,4]").await.unwrap(), v("[7]"));
+        }),
+    )
+    .await;
+}
+
+/// The Rust client resumes its session on the Node server (whose ids are reused after a
+/// restore, spec §6.4: tolerated) after a fault proxy cut the link.
+#[tokio::test]
+async fn rust_client_resumes_on_the_node_server_after_a_cut() {
+    let node = connkit_testkit::require_node!();
+    within(
+        60,
+        Box::pin(async {
+            let s = NodeServer::start(&node).await;
+            let upstream: std::net::SocketAddr =
+                format!("127.0.0.1:{}", s.endpoint(Transport::Tcp).port().unwrap())
+                    .parse()
+                    .unwrap();
+            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
+            let ep: connkit_core::Endpoint = format!("tcp://{}", proxy.addr()).parse().unwrap();
+            let c = ClientOptions::new()
+                .reconnect(
+                    connkit_jstp::Reconnect::new()
+                        .initial_delay(Duration::from_millis(20))
+                        .jitter(Duration::ZERO),
+                )
+                .connect(&ep, "calc@^1.0.0")
+                .await
+                .unwrap();
+            assert_eq!(
+                c.call("calculator", "add", [v("1"), v("2")]).await.unwrap(),
+                vec![v("3")]
+            );
+            proxy.set_refuse(true);
+            proxy.cut_all();
+            c.state()
+                .wait_for(|s| *s == connkit_jstp::ConnectionState::Disconnected)
+                .await
+                .unwrap();
+            let offline = {
+                let c = c.clone();
+                tokio::spawn(async move { c.call("calculator", "add", [v("10"), v("20")]).await })
+            };
+            tokio::task::yield_now().await;
+            proxy.set_refuse(false);
+            assert_eq!(offline.await.unwrap().unwrap(), vec![v("30")]);
+            // Events after the resume carry reused ids; they are still delivered.
+            let mut events = c.remote_events(Some("calculator"));
+            c.emit("calculator", "hello", [v("'back'")]).await.unwrap();
+            let ev = events.next().await.unwrap().unwrap();
+            assert_eq!(
+                (ev.event.as_str(), ev.args),
+                ("helloBack", vec![v("'back'")])
+            );
+            assert_eq!(
+                c.call("calculator", "add", [v("3"), v("4")]).await.unwrap(),
+                vec![v("7")]
+            );
+        }),
+    )
+    .await;
+}

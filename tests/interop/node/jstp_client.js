@@ -66,10 +66,8 @@ const application = new jstp.Application(
 let connection = null;
 
 const connect = (cmd, cb) => {
-  const client = {
-    application,
-    reconnector: () => {},
-  };
+  // `reconnect: true` keeps Node's default reconnector (resume with the session strategy).
+  const client = cmd.reconnect ? { application } : { application, reconnector: () => {} };
   if (cmd.login) client.connectPolicy = new jstp.SimpleConnectPolicy(cmd.login[0], cmd.login[1]);
   const done = (err, conn) => {
     if (err) return cb(err);
