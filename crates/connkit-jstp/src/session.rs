@@ -122,6 +122,35 @@ mod tests {
     }
 
     #[test]
+    fn the_buffer_is_bounded_pruned_by_confirmations_and_keeps_ids() {
+        use crate::connection::{Kind, Outbox, Role};
+        let mut o = Outbox::after_handshake(Role::Client);
+        o.max_buffered = 3;
+        for _ in 0..5 {
+            o.originate(Kind::Event, b",'i'],e:[]}");
+        }
+        let ids: Vec<_> = o.buffer.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [3, 4, 5]);
+        assert_eq!(o.dropped, 2);
+        assert_eq!(&o.buffer[0].1[..], b"{event:[3,'i'],e:[]}");
+        o.confirmed(4);
+        assert_eq!(o.buffer.len(), 1);
+        assert_eq!(o.delivered, 4);
+        // A peer cannot confirm ids we never sent.
+        o.confirmed(100);
+        assert!(o.buffer.is_empty());
+        assert_eq!(o.delivered, 5);
+
+        let mut s = Outbox::after_handshake(Role::Server);
+        s.max_buffered = 10;
+        s.originate(Kind::Ping, b"]}");
+        s.originate(Kind::Call, b",'i'],m:[]}");
+        s.confirmed(-1);
+        let ids: Vec<_> = s.buffer.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [-2]);
+    }
+
+    #[test]
     fn gives_up_after_max_attempts() {
         let r = Reconnect::new().max_attempts(2);
         assert!(r.delay(1).is_some());

@@ -338,3 +338,38 @@ async fn server_ids_continue_strictly_downward_and_the_buffer_replays_on_the_wir
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_server_heartbeat_declares_a_silent_client_dead_and_keeps_its_session() {
+    within(30, async {
+        let f = Fixture::start_with(|o| {
+            o.heartbeat_interval(Duration::from_millis(50))
+                .heartbeat_timeout(Duration::from_millis(200))
+        })
+        .await;
+        let (proxy, ep) = proxied(&f).await;
+        let mut server_events = f.server.events();
+        let c = ClientOptions::new()
+            .heartbeat_interval(Duration::from_millis(50))
+            .connect(&ep, "testApp")
+            .await
+            .unwrap();
+        // Pings both ways are answered: calls go on across several beats.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            assert_eq!(
+                c.call("calculator", "answer", []).await.unwrap(),
+                vec![v("42")]
+            );
+        }
+        // The link goes silent: only the server's pong timeout notices.
+        proxy.pause();
+        loop {
+            if let ServerEvent::Disconnect { .. } = server_events.next().await.unwrap().unwrap() {
+                break;
+            }
+        }
+        assert!(f.server.clients().is_empty());
+    })
+    .await;
+}
