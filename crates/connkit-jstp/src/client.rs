@@ -10,7 +10,7 @@ use crate::error::{ERR_NO_HANDSHAKE_RESPONSE, ERR_NOT_A_SERVER, Error, RemoteErr
 use crate::message::{Message, MessageError};
 use crate::semver_range::Range;
 use crate::server::{DEFAULT_MAX_MESSAGE_LEN, WS_SUBPROTOCOL};
-use crate::session::{DEFAULT_MAX_BUFFERED, Reconnect};
+use crate::session::{DEFAULT_MAX_BUFFERED, Reconnect, SessionSnapshot};
 use crate::value::{self, Value};
 use connkit_core::Endpoint;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub};
@@ -103,6 +103,7 @@ pub struct ClientOptions {
     fallbacks: Vec<Endpoint>,
     heartbeat: Heartbeat,
     max_buffered: usize,
+    resume_from: Option<SessionSnapshot>,
 }
 
 impl fmt::Debug for ClientOptions {
@@ -138,7 +139,18 @@ impl ClientOptions {
             fallbacks: Vec::new(),
             heartbeat: Heartbeat::default(),
             max_buffered: DEFAULT_MAX_BUFFERED,
+            resume_from: None,
         }
+    }
+
+    /// Resume an exported session (from
+    /// [`Connection::export_session`](crate::Connection::export_session), possibly in
+    /// another process) instead of starting a new one: the handshake uses the `session`
+    /// strategy, and the unconfirmed messages of the snapshot are sent again. A server
+    /// that does not know the session answers 11 ([`Error::Remote`]).
+    pub fn resume(mut self, session: SessionSnapshot) -> Self {
+        self.resume_from = Some(session);
+        self
     }
 
     /// Keep the session across transport losses (spec §6, §9): when the transport closes
@@ -410,10 +422,30 @@ impl ClientOptions {
             id: 0,
             app: target.name.clone(),
             version: target.version.clone(),
-            strategy: self.strategy.clone(),
+            strategy: match &self.resume_from {
+                Some(snap) => Some((
+                    "session".to_owned(),
+                    Value::Array(vec![
+                        Value::from(snap.id.as_str()),
+                        Value::from(snap.received as f64),
+                    ]),
+                )),
+                None => self.strategy.clone(),
+            },
         };
         tx.send(request.to_bytes()?).await?;
-        let session_id = handshake_reply(&tx, &mut rx, scheme.is_websocket()).await?;
+        let reply = handshake_reply(&tx, &mut rx, scheme.is_websocket()).await?;
+        let (session_id, peer_received) = match &self.resume_from {
+            Some(snap) => (
+                snap.id.clone(),
+                reply
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .map_or(0, |n| n as u64),
+            ),
+            None => (reply, 0),
+        };
         let username = match &self.strategy {
             Some((s, creds)) if s == "login" => {
                 creds.at(0).and_then(Value::as_str).map(str::to_owned)
@@ -444,7 +476,16 @@ impl ClientOptions {
             parts.max_buffered = self.max_buffered;
         }
         let span = tracing::debug_span!("connkit.jstp.conn", id = conn.id(), role = "client");
-        tokio::spawn(Task::new(parts, tx, rx).run().instrument(span));
+        let resumed = self.resume_from.is_some();
+        parts.restore_from = self.resume_from.clone();
+        if resumed && parts.max_buffered == 0 {
+            parts.max_buffered = self.max_buffered;
+        }
+        let mut task = Task::new(parts, tx, rx);
+        if resumed {
+            task.replay(peer_received, false);
+        }
+        tokio::spawn(task.run().instrument(span));
         Ok(Client { conn })
     }
 }

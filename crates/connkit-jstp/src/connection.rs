@@ -300,6 +300,8 @@ pub(crate) enum Command {
     },
     /// Close gracefully.
     Close,
+    /// Report the session state (for export).
+    Snapshot(oneshot::Sender<crate::session::SessionSnapshot>),
 }
 
 /// The one place every originated message (call, event, inspect, ping) passes through: it
@@ -341,6 +343,18 @@ impl Outbox {
             received: 0,
             delivered: 0,
         }
+    }
+
+    /// Continue a session exported by [`SessionSnapshot`](crate::session::SessionSnapshot).
+    pub(crate) fn restore(&mut self, s: &crate::session::SessionSnapshot) {
+        self.next_id = s.next_id;
+        self.received = s.received;
+        self.delivered = s.delivered;
+        self.buffer = s
+            .buffer
+            .iter()
+            .map(|(id, f)| (*id, Bytes::from(f.clone().into_bytes())))
+            .collect();
     }
 
     /// The peer confirmed everything up to `|id|` (a callback or pong for `id`, or the
@@ -464,6 +478,8 @@ pub(crate) struct TaskParts {
     pub(crate) heartbeat: Heartbeat,
     /// Session buffer bound (0: no buffering).
     pub(crate) max_buffered: usize,
+    /// An imported session to continue.
+    pub(crate) restore_from: Option<crate::session::SessionSnapshot>,
 }
 
 /// Build the shared state and the handle of a connection whose handshake is done.
@@ -489,6 +505,7 @@ pub(crate) fn new_connection(
             resume: Resume::Never,
             heartbeat: Heartbeat::default(),
             max_buffered: 0,
+            restore_from: None,
         },
     )
 }
@@ -530,6 +547,9 @@ impl Task {
     pub(crate) fn new(parts: TaskParts, tx: MessageSender, rx: MessageReceiver) -> Self {
         let mut outbox = Outbox::after_handshake(parts.shared.role);
         outbox.max_buffered = parts.max_buffered;
+        if let Some(s) = &parts.restore_from {
+            outbox.restore(s);
+        }
         Self {
             shared: parts.shared,
             cmd_rx: parts.cmd_rx,
@@ -696,6 +716,9 @@ impl Task {
                                     }
                                 }
                                 Command::Close => close = true,
+                            Command::Snapshot(reply) => {
+                                let _ = reply.send(self.snapshot());
+                            }
                             }
                         }
                         if close {
@@ -707,6 +730,21 @@ impl Task {
         };
         self.resume = resume;
         result
+    }
+
+    fn snapshot(&self) -> crate::session::SessionSnapshot {
+        crate::session::SessionSnapshot {
+            id: self.shared.session_id.clone(),
+            received: self.outbox.received,
+            delivered: self.outbox.delivered,
+            next_id: self.outbox.next_id,
+            buffer: self
+                .outbox
+                .buffer
+                .iter()
+                .map(|(id, f)| (*id, String::from_utf8_lossy(f).into_owned()))
+                .collect(),
+        }
     }
 
     /// Move the session onto a new transport (spec §6.2, §6.3): the old one is dropped
@@ -722,6 +760,12 @@ impl Task {
         // Dropping the old halves ends the old socket; nothing of it stays attached.
         self.rx = Some(rx);
         self.out.tx = tx;
+        self.replay(peer_received, send_handshake_reply);
+    }
+
+    /// The peer received our messages up to `peer_received`: prune, fail lost calls with
+    /// −1, and queue the rest again (after our handshake reply on a server).
+    pub(crate) fn replay(&mut self, peer_received: u64, send_handshake_reply: bool) {
         self.out.batch.clear();
         self.out.overflow.clear();
         self.outbox.confirmed(peer_received as Id);
@@ -922,6 +966,10 @@ impl Task {
                 false
             }
             Command::Close => true,
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+                false
+            }
         }
     }
 
@@ -1457,6 +1505,23 @@ impl Connection {
         let mut tail = BytesMut::with_capacity(32 + interface.len() + method.len());
         message::write_target_tail(&mut tail, interface, method, args.as_ref())?;
         self.request(Kind::Call, tail.freeze()).await
+    }
+
+    /// A snapshot of this connection's session (id, counters, unconfirmed messages), to
+    /// resume it from another process with [`ClientOptions::resume`](crate::ClientOptions::resume).
+    /// Pending calls are not part of it: their replies can only reach this process.
+    ///
+    /// Cancel safe.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the connection is closed.
+    pub async fn export_session(&self) -> Result<crate::session::SessionSnapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Snapshot(tx))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
     }
 
     /// Like [`call`](Self::call), but a call the server executed while its reply was lost in

@@ -112,7 +112,7 @@ pub use server::{
     AuthPolicy, AuthRequest, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_MESSAGE_LEN, Logins, Server,
     ServerEvent, ServerOptions, ServerState, WS_SUBPROTOCOL,
 };
-pub use session::Reconnect;
+pub use session::{Reconnect, SessionSnapshot};
 pub use value::{
     Object, ParseError, ParseOptions, SerdeError, SerializeError, Value, from_value, parse,
     serialize, to_value,

@@ -14,6 +14,24 @@
 
 use std::time::Duration;
 
+/// A session exported by [`Connection::export_session`](crate::Connection::export_session),
+/// to resume it in another process with [`ClientOptions::resume`](crate::ClientOptions::resume)
+/// (serde: store it as JSON, for example). The id is a bearer credential: keep it secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct SessionSnapshot {
+    /// The session id the server gave.
+    pub id: String,
+    /// `receivedCount`: |id| of the last call, event, inspect or ping received.
+    pub received: u64,
+    /// The highest |id| of ours the peer is known to have received.
+    pub delivered: u64,
+    /// The id the next originated message takes.
+    pub next_id: i64,
+    /// The unconfirmed messages, in order: id and frame text.
+    pub buffer: Vec<(i64, String)>,
+}
+
 /// Default bound of a session buffer, in messages.
 pub const DEFAULT_MAX_BUFFERED: usize = 4096;
 

@@ -373,3 +373,62 @@ async fn the_server_heartbeat_declares_a_silent_client_dead_and_keeps_its_sessio
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_exported_session_resumes_in_a_new_client_with_its_offline_messages() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let (proxy, ep) = proxied(&f).await;
+        let mut server_events = f.server.events();
+        let a = ClientOptions::new()
+            .reconnect(fast())
+            .connect(&ep, "testApp")
+            .await
+            .unwrap();
+        assert_eq!(
+            a.call("calculator", "answer", []).await.unwrap(),
+            vec![v("42")]
+        );
+        go_offline(&proxy, &a).await;
+        a.emit("calculator", "hello", [v("'from the old process'")])
+            .await
+            .unwrap();
+        let snapshot = a.export_session().await.unwrap();
+        assert_eq!(snapshot.id, a.session_id());
+        assert_eq!(snapshot.buffer.len(), 1);
+        // Through JSON, as a process restart would store it.
+        let json = serde_json::to_string(&snapshot).unwrap();
+        drop(a);
+        let b = ClientOptions::new()
+            .resume(serde_json::from_str(&json).unwrap())
+            .connect(&f.endpoint(Transport::Tcp), "testApp")
+            .await
+            .unwrap();
+        assert_eq!(b.session_id(), snapshot.id);
+        loop {
+            match server_events.next().await.unwrap().unwrap() {
+                ServerEvent::Event { event, .. } if event.event == "hello" => {
+                    assert_eq!(event.args, vec![v("'from the old process'")]);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            b.call("calculator", "add", [v("1"), v("1")]).await.unwrap(),
+            vec![v("2")]
+        );
+        // An unknown session is refused with 11.
+        let mut bad = snapshot.clone();
+        bad.id = "00000000-0000-4000-8000-000000000000".into();
+        match ClientOptions::new()
+            .resume(bad)
+            .connect(&f.endpoint(Transport::Tcp), "testApp")
+            .await
+        {
+            Err(Error::Remote(e)) => assert_eq!(e.code(), connkit_jstp::error::ERR_AUTH_FAILED),
+            other => panic!("expected 11, got {other:?}"),
+        }
+    })
+    .await;
+}
