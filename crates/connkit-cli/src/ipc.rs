@@ -1,6 +1,6 @@
 //! `connkit ipc …`: socket-file IPC from the command line.
 
-use crate::{Failure, print_json, shutdown_signal};
+use crate::{Failure, error_chain, print_json, shutdown_signal};
 use clap::Subcommand;
 use connkit::core::backoff::Backoff;
 use connkit::ipc::{ClientOptions, Payload, ServerEvent, ServerOptions};
@@ -180,15 +180,4 @@ async fn listen(socket: PathBuf, topic: Option<String>) -> Result<(), Failure> {
     }
     client.close().await;
     Ok(())
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }

@@ -16,7 +16,7 @@
 //!   (with the real port when 0 was asked), then serves until SIGINT/SIGTERM and closes
 //!   gracefully.
 
-use crate::{Failure, print_json, shutdown_signal};
+use crate::{Failure, error_chain, print_json, shutdown_signal};
 use clap::Subcommand;
 use connkit::Endpoint;
 use connkit::core::tls::{TlsClientConfig, TlsServerConfig};
@@ -202,20 +202,6 @@ fn reported(r: Result<(), Outcome>) -> Result<(), Failure> {
             Err(Failure::reported(1))
         }
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 fn parse_endpoint(s: &str) -> Result<Endpoint, Outcome> {

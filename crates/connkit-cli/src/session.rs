@@ -1,6 +1,6 @@
 //! `connkit session …`: session backends (Jamsocket v2, Plane) from the command line.
 
-use crate::{Failure, print_json, shutdown_signal};
+use crate::{Failure, error_chain, print_json, shutdown_signal};
 use clap::{Args, Subcommand};
 use connkit::session::dev::DevServerOptions;
 use connkit::session::{ApiClient, ApiOptions, ConnectRequest, Finished, SessionBackend};
@@ -292,18 +292,4 @@ async fn dev(listen: SocketAddr, backend: Vec<String>, max_idle: u64) -> Result<
     shutdown_signal().await;
     server.shutdown().await;
     Ok(())
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
 }
