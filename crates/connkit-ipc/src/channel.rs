@@ -2,8 +2,10 @@
 //!
 //! A connection's task delivers a whole batch of received messages before it yields. Waking
 //! the subscriber for each one costs a thread wake-up per message when the subscriber runs
-//! on another thread; instead, wakes made while a connection's task is being polled are
-//! collected and made once, when the poll ends (see [`DeferWakes`]).
+//! on another thread (it drains the channel, sleeps, and is woken again by the next message).
+//! Instead, while a connection's task is being polled, the first wake is made at once (no
+//! added latency for a lone message) and later ones are collected and made when the poll
+//! ends (see [`DeferWakes`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -12,16 +14,23 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
 thread_local! {
-    static DEFERRED: RefCell<Option<Vec<Waker>>> = const { RefCell::new(None) };
+    /// Inside a [`DeferWakes`] scope: whether a wake was made at once yet, and the wakes
+    /// held back since.
+    static DEFERRED: RefCell<Option<(bool, Vec<Waker>)>> = const { RefCell::new(None) };
 }
 
-/// Wake `waker` now, or when the current [`DeferWakes`] scope ends.
+/// Wake `waker` now, or, if a wake was already made in the current [`DeferWakes`] scope,
+/// when the scope ends.
 fn wake(waker: Waker) {
     let now = DEFERRED.with(|d| match d.try_borrow_mut() {
-        Ok(mut list) => match list.as_mut() {
-            Some(list) => {
-                list.push(waker);
+        Ok(mut scope) => match scope.as_mut() {
+            Some((true, held)) => {
+                held.push(waker);
                 None
+            }
+            Some((first, _)) => {
+                *first = true;
+                Some(waker)
             }
             None => Some(waker),
         },
@@ -32,7 +41,8 @@ fn wake(waker: Waker) {
     }
 }
 
-/// While alive, channel wakes on this thread are collected; they are made when it drops.
+/// While alive, channel wakes on this thread after the first are held back; they are made
+/// when it drops.
 pub(crate) struct DeferWakes {
     outermost: bool,
 }
@@ -41,7 +51,7 @@ impl DeferWakes {
     pub(crate) fn new() -> Self {
         let outermost = DEFERRED.with(|d| match d.try_borrow_mut() {
             Ok(mut list) if list.is_none() => {
-                *list = Some(Vec::new());
+                *list = Some((false, Vec::new()));
                 true
             }
             _ => false,
@@ -55,8 +65,8 @@ impl Drop for DeferWakes {
         if !self.outermost {
             return;
         }
-        let wakers = DEFERRED.with(|d| d.try_borrow_mut().ok().and_then(|mut l| l.take()));
-        for w in wakers.into_iter().flatten() {
+        let held = DEFERRED.with(|d| d.try_borrow_mut().ok().and_then(|mut l| l.take()));
+        for w in held.into_iter().flat_map(|(_, held)| held) {
             w.wake();
         }
     }
@@ -232,16 +242,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wakes_inside_a_defer_scope_happen_when_it_ends() {
-        let (tx, rx) = channel::<u32>(8);
-        let got = tokio::spawn(async move { poll_fn(|cx| rx.poll_recv(cx)).await });
+    async fn in_a_defer_scope_the_first_wake_is_made_and_the_rest_when_it_ends() {
+        let (tx1, rx1) = channel::<u32>(8);
+        let (tx2, rx2) = channel::<u32>(8);
+        let got1 = tokio::spawn(async move { poll_fn(|cx| rx1.poll_recv(cx)).await });
+        let got2 = tokio::spawn(async move { poll_fn(|cx| rx2.poll_recv(cx)).await });
         tokio::task::yield_now().await;
         {
             let _defer = DeferWakes::new();
-            tx.send(7).await.unwrap();
-            assert!(DEFERRED.with(|d| d.borrow().as_ref().is_some_and(|l| l.len() == 1)));
+            tx1.send(7).await.unwrap();
+            assert!(DEFERRED.with(|d| d.borrow().as_ref().is_some_and(|s| s.0 && s.1.is_empty())));
+            tx2.send(8).await.unwrap();
+            assert!(DEFERRED.with(|d| d.borrow().as_ref().is_some_and(|s| s.1.len() == 1)));
         }
         assert!(DEFERRED.with(|d| d.borrow().is_none()));
-        assert_eq!(got.await.unwrap(), Some(7));
+        assert_eq!(got1.await.unwrap(), Some(7));
+        assert_eq!(got2.await.unwrap(), Some(8));
     }
 }
