@@ -143,7 +143,6 @@ impl<T> Sender<T> {
         loop {
             let room = self.0.room.notified();
             tokio::pin!(room);
-            room.as_mut().enable();
             {
                 let mut st = self.0.lock();
                 if st.receiver_gone {
@@ -158,7 +157,9 @@ impl<T> Sender<T> {
                     }
                     return Ok(());
                 }
+                // Registered under the lock: room made from now on wakes this sender.
                 st.sender_waits = true;
+                room.as_mut().enable();
             }
             room.await;
         }

@@ -359,7 +359,6 @@ impl Outbox {
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
-            room.as_mut().enable();
             {
                 let mut st = self.lock();
                 if st.closed || st.closing {
@@ -377,7 +376,9 @@ impl Outbox {
                     }
                     return Ok(());
                 }
+                // Registered under the lock: room freed from now on wakes this sender.
                 st.room_wanted = true;
+                room.as_mut().enable();
             }
             room.await;
         }

@@ -55,6 +55,7 @@ pub use server::{Server, ServerEvent, ServerOptions, ServerState, SlowClient};
 pub use transcoder::{JsonTranscoder, Transcoder};
 pub use wire::Envelope;
 
+use bytes::Bytes;
 use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
@@ -155,13 +156,45 @@ impl Incoming {
     }
 }
 
-/// Frames up to this size are encoded in a reused per-thread buffer, then copied into an
-/// allocation of exactly their size (one allocation per frame); larger ones are encoded in
-/// place.
+/// Frames and payload texts up to this size are written in a reused per-thread buffer, then
+/// copied into an allocation of exactly their size.
 const SCRATCH_LIMIT: usize = 64 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Write with `write` into a reused per-thread buffer and return the bytes in an allocation
+/// of exactly their size (one allocation); a large result keeps the buffer itself.
+pub(crate) fn write_bytes<E>(
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<Bytes, E> {
+    let mut write = Some(write);
+    let pooled = SCRATCH.with(|cell| {
+        let mut buf = cell.try_borrow_mut().ok()?;
+        let write = write.take()?;
+        buf.clear();
+        let res = write(&mut buf).map(|()| {
+            if buf.len() > SCRATCH_LIMIT {
+                Bytes::from(std::mem::take(&mut *buf))
+            } else {
+                Bytes::copy_from_slice(&buf)
+            }
+        });
+        if buf.capacity() > SCRATCH_LIMIT {
+            *buf = Vec::new();
+        }
+        Some(res)
+    });
+    match (pooled, write) {
+        (Some(res), _) => res,
+        // The buffer is in use further up this thread's stack.
+        (None, Some(write)) => {
+            let mut out = Vec::new();
+            write(&mut out).map(|()| Bytes::from(out))
+        }
+        (None, None) => Ok(Bytes::new()),
+    }
 }
 
 /// Encode one frame body with `transcoder`.
@@ -169,27 +202,9 @@ pub(crate) fn encode_frame(
     transcoder: &dyn transcoder::Transcoder,
     topic: &str,
     message: &Payload,
-) -> Result<bytes::Bytes> {
-    let fail = |source| Error::Encode {
+) -> Result<Bytes> {
+    write_bytes(|buf| transcoder.encode(topic, message, buf)).map_err(|source| Error::Encode {
         topic: topic.to_owned(),
         source,
-    };
-    if message.known_len().is_none_or(|n| n <= SCRATCH_LIMIT) {
-        let small = SCRATCH.with(|cell| {
-            let mut buf = cell.try_borrow_mut().ok()?;
-            buf.clear();
-            let res = transcoder.encode(topic, message, &mut buf);
-            let out = res.map(|()| bytes::Bytes::copy_from_slice(&buf));
-            if buf.capacity() > SCRATCH_LIMIT {
-                *buf = Vec::new();
-            }
-            Some(out)
-        });
-        if let Some(res) = small {
-            return res.map_err(fail);
-        }
-    }
-    let mut out = Vec::new();
-    transcoder.encode(topic, message, &mut out).map_err(fail)?;
-    Ok(bytes::Bytes::from(out))
+    })
 }

@@ -89,9 +89,7 @@ impl Payload {
     /// [`EncodeError`] when the value cannot be written as JSON (for example a map whose keys
     /// are not strings, or a `Serialize` implementation that fails).
     pub fn serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, EncodeError> {
-        let mut out = Vec::with_capacity(64);
-        wire::write_json(value, &mut out)?;
-        Ok(Self::from_checked(Bytes::from(out)))
+        crate::write_bytes(|out| wire::write_json(value, out)).map(Self::from_checked)
     }
 
     /// A payload from JSON text, which is sent as it is (byte for byte) after being checked
@@ -151,11 +149,7 @@ impl Payload {
         match &self.0 {
             Repr::Absent => None,
             Repr::Text { text, .. } => Some(text),
-            Repr::Value { value, text } => Some(text.get_or_init(|| {
-                let mut out = Vec::with_capacity(64);
-                write_value(value, &mut out);
-                Bytes::from(out)
-            })),
+            Repr::Value { value, text } => Some(text.get_or_init(|| value_text(value))),
         }
     }
 
@@ -227,6 +221,14 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
     wire::write_value(value, out);
 }
 
+fn value_text(value: &Value) -> Bytes {
+    crate::write_bytes(|out| {
+        write_value(value, out);
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .unwrap_or_default()
+}
+
 /// Parse checked text.
 fn parse(text: &[u8]) -> Value {
     serde_json::from_slice(text).unwrap_or_else(|e| {
@@ -239,10 +241,174 @@ fn parse(text: &[u8]) -> Value {
 /// Check that `text` is one JSON value that `serde_json` reads into a [`Value`], without
 /// building it: the same grammar, string escapes, number range and depth limit, no
 /// allocation except for strings with escapes. Whitespace around the value is allowed.
+///
+/// Common JSON (no `\u` escapes, no exponents, short numbers, shallow nesting) is recognised
+/// by a quick scan first; anything else, valid or not, goes through `serde_json`.
 pub(crate) fn check(text: &str) -> Result<(), serde_json::Error> {
+    if quick::plain_json(text.as_bytes()) {
+        return Ok(());
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     de::Deserialize::deserialize(&mut de).map(|Checked| ())?;
     de.end()
+}
+
+mod quick {
+    //! A scan that says "valid" only for JSON `serde_json` certainly reads into a `Value`:
+    //! strict grammar, no `\u` escape (lone surrogates are errors there), no exponent and at
+    //! most 100 characters per number (no overflow), nesting below 100 (the limit is 128).
+    //! Everything else is left to `serde_json`, which then also gives the error message.
+
+    const MAX_DEPTH: usize = 100;
+    const MAX_NUMBER: usize = 100;
+
+    fn ws(b: &[u8], mut i: usize) -> usize {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The end of the string starting at `b[i] == '"'`.
+    fn string(b: &[u8], mut i: usize) -> Option<usize> {
+        i += 1;
+        loop {
+            if let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<32>)
+                && crate::wire::plain_block(block)
+            {
+                i += 32;
+                continue;
+            }
+            match *b.get(i)? {
+                b'"' => return Some(i + 1),
+                b'\\' => match *b.get(i + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    _ => return None,
+                },
+                0..0x20 => return None,
+                _ => i += 1,
+            }
+        }
+    }
+
+    fn number(b: &[u8], start: usize) -> Option<usize> {
+        let mut i = start;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match *b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => {
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+            _ => return None,
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !b.get(i).is_some_and(u8::is_ascii_digit) {
+                return None;
+            }
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) || i - start > MAX_NUMBER {
+            return None;
+        }
+        Some(i)
+    }
+
+    /// `true` only if `b` is one JSON value (whitespace around allowed) that serde_json
+    /// accepts; `false` means "ask serde_json".
+    pub(super) fn plain_json(b: &[u8]) -> bool {
+        // Open containers: `true` for an object.
+        let mut stack = [false; MAX_DEPTH];
+        let mut depth = 0;
+        let mut i = ws(b, 0);
+        'value: loop {
+            // A value starts at `i`.
+            let Some(&c) = b.get(i) else { return false };
+            i = match c {
+                b'{' | b'[' => {
+                    if depth == MAX_DEPTH {
+                        return false;
+                    }
+                    stack[depth] = c == b'{';
+                    depth += 1;
+                    i = ws(b, i + 1);
+                    match (c, b.get(i)) {
+                        (b'{', Some(b'}')) | (b'[', Some(b']')) => {
+                            depth -= 1;
+                            i + 1
+                        }
+                        (b'{', Some(b'"')) => {
+                            let Some(end) = string(b, i) else {
+                                return false;
+                            };
+                            i = ws(b, end);
+                            if b.get(i) != Some(&b':') {
+                                return false;
+                            }
+                            i = ws(b, i + 1);
+                            continue 'value;
+                        }
+                        (b'{', _) => return false,
+                        _ => continue 'value,
+                    }
+                }
+                b'"' => match string(b, i) {
+                    Some(end) => end,
+                    None => return false,
+                },
+                b't' if b[i..].starts_with(b"true") => i + 4,
+                b'f' if b[i..].starts_with(b"false") => i + 5,
+                b'n' if b[i..].starts_with(b"null") => i + 4,
+                b'-' | b'0'..=b'9' => match number(b, i) {
+                    Some(end) => end,
+                    None => return false,
+                },
+                _ => return false,
+            };
+            // After a value: close containers, or a comma and the next value.
+            loop {
+                i = ws(b, i);
+                if depth == 0 {
+                    return i == b.len();
+                }
+                let in_object = stack[depth - 1];
+                match b.get(i) {
+                    Some(b',') => {
+                        i = ws(b, i + 1);
+                        if in_object {
+                            if b.get(i) != Some(&b'"') {
+                                return false;
+                            }
+                            let Some(end) = string(b, i) else {
+                                return false;
+                            };
+                            i = ws(b, end);
+                            if b.get(i) != Some(&b':') {
+                                return false;
+                            }
+                            i = ws(b, i + 1);
+                        }
+                        continue 'value;
+                    }
+                    Some(b'}') if in_object => {
+                        depth -= 1;
+                        i += 1;
+                    }
+                    Some(b']') if !in_object => {
+                        depth -= 1;
+                        i += 1;
+                    }
+                    _ => return false,
+                }
+            }
+        }
+    }
 }
 
 /// A JSON value that was read and thrown away.
@@ -407,9 +573,7 @@ impl From<Value> for Payload {
 /// Writes the value out now (no clone of the value).
 impl From<&Value> for Payload {
     fn from(value: &Value) -> Self {
-        let mut out = Vec::with_capacity(64);
-        write_value(value, &mut out);
-        Self::from_checked(Bytes::from(out))
+        Self::from_checked(value_text(value))
     }
 }
 
@@ -483,6 +647,80 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         assert!(check(&deep).is_err());
         assert!(serde_json::from_str::<Value>(&deep).is_err());
+    }
+
+    #[test]
+    fn the_quick_scan_accepts_only_what_serde_json_accepts() {
+        for (text, plain) in [
+            ("1", true),
+            ("-0", true),
+            ("-0.5", true),
+            (" {\"a\" : [1, {\"b\":null}], \"c\":\"é\\n\"} ", true),
+            ("[]", true),
+            ("{}", true),
+            ("[[],{},\"\",true,false,null]", true),
+            ("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", true),
+            ("1e3", false),
+            ("\"\\u0041\"", false),
+            ("01", false),
+            ("1.", false),
+            ("-", false),
+            ("[1,]", false),
+            ("{\"a\":1,}", false),
+            ("{\"a\"}", false),
+            ("{1:2}", false),
+            ("[1 2]", false),
+            ("\"\u{1}\"", false),
+            ("nul", false),
+            ("truex", false),
+            ("1 2", false),
+            ("", false),
+            ("[", false),
+            ("]", false),
+        ] {
+            assert_eq!(quick::plain_json(text.as_bytes()), plain, "{text:?}");
+        }
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(quick::plain_json(deep(100).as_bytes()));
+        assert!(!quick::plain_json(deep(101).as_bytes()));
+        assert!(!quick::plain_json("9".repeat(101).as_bytes()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quick_scan_is_never_wrong(text in "[\\[\\]{}\",:0-9.eE+\\- \\\\a-z\u{1}é]{0,40}") {
+            if quick::plain_json(text.as_bytes()) {
+                proptest::prop_assert!(serde_json::from_str::<Value>(&text).is_ok(), "{:?}", text);
+            }
+        }
+
+        #[test]
+        fn quick_scan_accepts_generated_json(v in json_value()) {
+            let text = serde_json::to_string(&v).unwrap();
+            let quick = quick::plain_json(text.as_bytes());
+            proptest::prop_assert_eq!(check(&text).is_ok(), true);
+            if !text.contains("\\u") && !text.contains('e') && !text.contains('E') {
+                proptest::prop_assert!(quick, "{}", text);
+            }
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|i| json!(i)),
+            (-1e6f64..1e6).prop_map(|f| json!(f)),
+            "[a-z\"\\\\/\n\t]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(("[a-z]{0,4}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]

@@ -204,7 +204,7 @@ fn escape_bits(w: u64) -> u64 {
 }
 
 /// Whether the 32 bytes of `block` need no escape.
-fn plain_block(block: &[u8; 32]) -> bool {
+pub(crate) fn plain_block(block: &[u8; 32]) -> bool {
     let mut bits = 0;
     for word in block.chunks_exact(8) {
         let mut w = [0u8; 8];
