@@ -273,20 +273,14 @@ mod quick {
     fn string(b: &[u8], mut i: usize) -> Option<usize> {
         i += 1;
         loop {
-            if let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<32>)
-                && crate::wire::plain_block(block)
-            {
-                i += 32;
-                continue;
-            }
+            i = crate::wire::next_special(b, i);
             match *b.get(i)? {
                 b'"' => return Some(i + 1),
                 b'\\' => match *b.get(i + 1)? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
                     _ => return None,
                 },
-                0..0x20 => return None,
-                _ => i += 1,
+                _ => return None,
             }
         }
     }

@@ -190,6 +190,17 @@ fn write_u64(mut n: u64, negative: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// Whether the 32 bytes of `block` need no escape.
+fn plain_block(block: &[u8; 32]) -> bool {
+    let mut bits = 0;
+    for word in block.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        bits |= escape_bits(u64::from_le_bytes(w));
+    }
+    bits == 0
+}
+
 /// Non-zero when any of the 8 bytes of `w` is `"`, `\\` or below 0x20 (exact; bit tricks
 /// from "Bit Twiddling Hacks": `haszero` and `hasless`).
 fn escape_bits(w: u64) -> u64 {
@@ -203,15 +214,30 @@ fn escape_bits(w: u64) -> u64 {
     (below_space | quote | backslash) & HIGHS
 }
 
-/// Whether the 32 bytes of `block` need no escape.
-pub(crate) fn plain_block(block: &[u8; 32]) -> bool {
-    let mut bits = 0;
-    for word in block.chunks_exact(8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        bits |= escape_bits(u64::from_le_bytes(w));
+/// The index of the first byte at or after `i` that is `"`, `\\` or below 0x20 (`b.len()`
+/// when there is none), 32 then 8 bytes at a time. In [`escape_bits`] the lowest flagged
+/// byte is always a real match (false flags can only follow a real one), so
+/// `trailing_zeros` finds it.
+pub(crate) fn next_special(b: &[u8], mut i: usize) -> usize {
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<32>)
+        && plain_block(block)
+    {
+        i += 32;
     }
-    bits == 0
+    while let Some(word) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let bits = escape_bits(u64::from_le_bytes(*word));
+        if bits != 0 {
+            return i + (bits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Write `s` as a JSON string, escaped as `JSON.stringify` escapes a string without lone
@@ -223,21 +249,10 @@ pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     out.reserve(b.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    let mut i = 0;
-    while i < b.len() {
-        if let Some(block) = b[i..].first_chunk::<32>()
-            && plain_block(block)
-        {
-            i += 32;
-            continue;
-        }
-        if let Some(word) = b[i..].first_chunk::<8>()
-            && escape_bits(u64::from_le_bytes(*word)) == 0
-        {
-            i += 8;
-            continue;
-        }
-        let c = b[i];
+    loop {
+        let i = next_special(b, start);
+        let Some(&c) = b.get(i) else { break };
+        out.extend_from_slice(&b[start..i]);
         let short: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -246,13 +261,8 @@ pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
             b'\n' => b"\\n",
             0x0c => b"\\f",
             b'\r' => b"\\r",
-            0..0x20 => b"",
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => b"",
         };
-        out.extend_from_slice(&b[start..i]);
         if short.is_empty() {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(c >> 4)]);
@@ -260,8 +270,7 @@ pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(short);
         }
-        i += 1;
-        start = i;
+        start = i + 1;
     }
     out.extend_from_slice(&b[start..]);
     out.push(b'"');
@@ -357,10 +366,8 @@ const MESSAGE_KEY: &[u8] = b",\"message\":";
 
 fn compact(frame: &Bytes, text: &str) -> Option<Envelope> {
     let rest = text.as_bytes().strip_prefix(PREFIX)?;
-    let end = rest
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-    if rest[end] != b'"' {
+    let end = next_special(rest, 0);
+    if rest.get(end) != Some(&b'"') {
         return None;
     }
     // `end` is at an ASCII byte, so a char boundary.
@@ -825,6 +832,16 @@ mod tests {
             let mut ours = Vec::new();
             write_str(&s, &mut ours);
             prop_assert_eq!(ours, serde_json::to_vec(&s).unwrap());
+        }
+
+        #[test]
+        fn next_special_finds_the_first_byte_to_escape(
+            b in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(0u8), Just(0x1f), Just(0x20), Just(0x7f), Just(0xff), any::<u8>(), Just(b'a')], 0..80),
+            start in 0usize..80,
+        ) {
+            let start = start.min(b.len());
+            let naive = b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map_or(b.len(), |p| start + p);
+            prop_assert_eq!(next_special(&b, start), naive);
         }
 
         #[test]
