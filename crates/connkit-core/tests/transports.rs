@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use connkit_core::tls::{TlsClientConfig, TlsServerConfig};
-use connkit_core::transport::{Listener, TransportOptions, connect, listen};
+use connkit_core::transport::{Listener, TransportOptions, bind_socket_file, connect, listen};
 use connkit_core::{Endpoint, ErrorKind};
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
@@ -550,6 +550,41 @@ async fn socket_file_is_removed_on_close_and_on_drop_and_gets_its_mode() {
             assert!(path.exists());
         }
         assert!(!path.exists(), "drop removes the socket file");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bind_socket_file_gives_a_raw_listener_and_removes_only_its_own_file() {
+    within(async {
+        let dir = socket_dir();
+        let path = dir.path().join("raw.sock");
+        // A stale socket file is reclaimed, as by `listen`.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let (std_listener, file) = bind_socket_file(&path, Some(0o600)).await.unwrap();
+        assert_eq!(file.path(), path);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let listener = tokio::net::UnixListener::from_std(std_listener).unwrap();
+        let mut client = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let (mut served, _) = listener.accept().await.unwrap();
+        client.write_all(b"raw").await.unwrap();
+        let mut buf = [0u8; 3];
+        served.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"raw");
+        // A second bind on a live socket fails and leaves it alone.
+        let err = bind_socket_file(&path, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+        // Someone else's socket now sits at the path: dropping ours must not remove it.
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        let _other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(file);
+        assert!(
+            path.exists(),
+            "a socket file that is not ours is left alone"
+        );
     })
     .await;
 }

@@ -43,7 +43,6 @@ mod error;
 mod payload;
 mod router;
 mod server;
-mod socket_file;
 pub mod transcoder;
 pub mod wire;
 

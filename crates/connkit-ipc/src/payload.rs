@@ -285,6 +285,12 @@ mod quick {
         }
     }
 
+    /// After the key starting at `b[i] == '"'` and its colon: where the member's value starts.
+    fn key(b: &[u8], i: usize) -> Option<usize> {
+        let i = ws(b, string(b, i)?);
+        (b.get(i) == Some(&b':')).then(|| ws(b, i + 1))
+    }
+
     fn number(b: &[u8], start: usize) -> Option<usize> {
         let mut i = start;
         if b.get(i) == Some(&b'-') {
@@ -338,14 +344,10 @@ mod quick {
                             i + 1
                         }
                         (b'{', Some(b'"')) => {
-                            let Some(end) = string(b, i) else {
+                            let Some(value) = key(b, i) else {
                                 return false;
                             };
-                            i = ws(b, end);
-                            if b.get(i) != Some(&b':') {
-                                return false;
-                            }
-                            i = ws(b, i + 1);
+                            i = value;
                             continue 'value;
                         }
                         (b'{', _) => return false,
@@ -379,14 +381,10 @@ mod quick {
                             if b.get(i) != Some(&b'"') {
                                 return false;
                             }
-                            let Some(end) = string(b, i) else {
+                            let Some(value) = key(b, i) else {
                                 return false;
                             };
-                            i = ws(b, end);
-                            if b.get(i) != Some(&b':') {
-                                return false;
-                            }
-                            i = ws(b, i + 1);
+                            i = value;
                         }
                         continue 'value;
                     }

@@ -4,13 +4,13 @@
 use crate::conn::{self, AbortOnDrop, ConnOptions, FlushOnPending, Outbox, SendError};
 use crate::error::{BoxError, Error, Result};
 use crate::router::{HandlerGuard, Router, Subscription};
-use crate::socket_file::{self, SocketFile};
 use crate::transcoder::{JsonTranscoder, Transcoder};
 use crate::wire::EncodeError;
 use crate::{ClientId, Incoming, Payload, Replier};
 use bytes::Bytes;
 use connkit_core::ErrorKind;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
+use connkit_core::transport::{SocketFile, bind_socket_file};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -290,7 +290,7 @@ impl Server {
         }
         let o = &shared.opts;
         let bound = match ConnOptions::new(&*o.transcoder, o.max_frame_len, o.client_queue) {
-            Ok(copts) => socket_file::bind(&o.path, o.mode)
+            Ok(copts) => bind(&o.path, o.mode)
                 .await
                 .map(|(listener, file)| (listener, file, copts)),
             Err(e) => Err(e),
@@ -558,6 +558,16 @@ impl Shared {
         self.hub.emit(ServerEvent::Close);
         info!(path = %self.opts.path.display(), "ipc server closed");
     }
+}
+
+/// Bind the socket file by connkit-core's rules (stale-file reclaim, mode, removal on drop)
+/// and hand the listener to tokio.
+async fn bind(path: &Path, mode: Option<u32>) -> connkit_core::Result<(UnixListener, SocketFile)> {
+    let (listener, file) = bind_socket_file(path, mode).await?;
+    let listener = UnixListener::from_std(listener).map_err(|e| {
+        connkit_core::Error::io(format!("registering the listener of {}", path.display()), e)
+    })?;
+    Ok((listener, file))
 }
 
 async fn accept_loop(

@@ -219,6 +219,36 @@ async fn send_errors_follow_the_reference_order() {
 }
 
 #[tokio::test]
+async fn socket_file_is_reclaimed_when_stale_and_never_taken_otherwise() {
+    use std::os::unix::fs::PermissionsExt;
+    within(20, async {
+        let (_dir, path) = unique_socket_path("sockfile");
+        let addr_in_use = |r: Result<(), Error>| match r {
+            Err(Error::Transport(e)) => e.kind() == connkit_core::ErrorKind::AddrInUse,
+            _ => false,
+        };
+        // A regular file is never removed.
+        std::fs::write(&path, b"precious").unwrap();
+        let server = ServerOptions::new(&path).build();
+        assert!(addr_in_use(server.listen().await));
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+        std::fs::remove_file(&path).unwrap();
+        // A stale socket file (its server died) is reclaimed, and the mode applied.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let server = ServerOptions::new(&path).mode(0o600).build();
+        server.listen().await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A live server's socket is not taken.
+        let second = ServerOptions::new(&path).build();
+        assert!(addr_in_use(second.listen().await));
+        server.close().await;
+        assert!(!path.exists(), "close removes the socket file");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn client_reconnects_after_server_restart_with_the_reference_event_order() {
     within(20, async {
         let (_dir, path) = unique_socket_path("restart");

@@ -3,15 +3,15 @@
 use super::connection::{Connection, ConnectionInfo};
 use super::io::IoStream;
 use super::options::TransportOptions;
+use super::socket_file::{self, SocketFile};
 use super::{tls_io_error, ws};
 use crate::endpoint::{Endpoint, Scheme};
 use crate::error::{Error, ErrorKind, Result};
 use std::fmt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use tokio::net::{TcpListener, UnixListener, UnixStream};
-use tracing::{debug, warn};
+use tokio::net::{TcpListener, UnixListener};
+use tracing::debug;
 
 /// Bind `endpoint` and return a [`Listener`].
 ///
@@ -19,7 +19,8 @@ use tracing::{debug, warn};
 /// is removed only when it **is a socket** and a probe connection is refused (the probe is
 /// closed at once). A live server's socket, or any file that is not a socket, is left alone
 /// and reported as [`ErrorKind::AddrInUse`]. The socket file is removed when the listener is
-/// closed or dropped.
+/// closed or dropped. [`bind_socket_file`](super::bind_socket_file) applies the same rules
+/// for a server that wants the raw accepted streams.
 ///
 /// # Errors
 /// [`ErrorKind::AddrInUse`], [`ErrorKind::InvalidConfig`] (a `tls://`/`wss://` endpoint
@@ -37,7 +38,7 @@ pub async fn listen(endpoint: &Endpoint, opts: &TransportOptions) -> Result<List
     let (kind, local, socket_file) = match endpoint.scheme() {
         Scheme::Unix => {
             let path = endpoint.path().unwrap_or(Path::new(""));
-            let (listener, guard) = bind_unix(path, opts.unix_mode).await?;
+            let (listener, guard) = socket_file::bind(path, opts.unix_mode).await?;
             (Kind::Unix(listener), endpoint.clone(), Some(guard))
         }
         _ => {
@@ -206,80 +207,5 @@ impl Incoming {
             };
             Connection::from_stream(io, info, &opts)
         }
-    }
-}
-
-/// Removes the socket file on drop, if it is still the one this listener created.
-#[derive(Debug)]
-struct SocketFile {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        match std::fs::symlink_metadata(&self.path) {
-            Ok(m) if m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino => {
-                if let Err(e) = std::fs::remove_file(&self.path) {
-                    warn!(path = %self.path.display(), error = %e, "could not remove the socket file");
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-async fn bind_unix(path: &Path, mode: Option<u32>) -> Result<(UnixListener, SocketFile)> {
-    let shown = path.display();
-    let listener = match UnixListener::bind(path) {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            reclaim_stale(path).await?;
-            UnixListener::bind(path).map_err(|e| Error::io(format!("binding unix://{shown}"), e))?
-        }
-        Err(e) => return Err(Error::io(format!("binding unix://{shown}"), e)),
-    };
-    if let Some(mode) = mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(format!("setting mode {mode:o} on {shown}"), e))?;
-    }
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(|e| Error::io(format!("reading {shown} after bind"), e))?;
-    Ok((
-        listener,
-        SocketFile {
-            path: path.to_owned(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        },
-    ))
-}
-
-/// The path exists: remove it only if it is a socket nobody answers on.
-async fn reclaim_stale(path: &Path) -> Result<()> {
-    let shown = path.display();
-    let meta =
-        std::fs::symlink_metadata(path).map_err(|e| Error::io(format!("inspecting {shown}"), e))?;
-    if !meta.file_type().is_socket() {
-        return Err(Error::new(
-            ErrorKind::AddrInUse,
-            format!("{shown} exists and is not a socket; refusing to remove it"),
-        ));
-    }
-    match UnixStream::connect(path).await {
-        Ok(probe) => {
-            drop(probe); // closed at once: the live server sees a client come and go
-            Err(Error::new(
-                ErrorKind::AddrInUse,
-                format!("a live server is listening on {shown}"),
-            ))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            debug!(path = %shown, "removing a stale socket file");
-            std::fs::remove_file(path)
-                .map_err(|e| Error::io(format!("removing the stale socket {shown}"), e))
-        }
-        Err(e) => Err(Error::io(format!("probing {shown}"), e)),
     }
 }

@@ -5,6 +5,8 @@
 //! queue and a [`MessageReceiver`]. Stream sockets (`tcp`, `tls`, `unix`) use delimiter
 //! framing; WebSockets (`ws`, `wss`) carry one message per WebSocket message, reassemble
 //! fragmented ones, answer pings, and fragment large outbound messages like Node does.
+//! [`bind_socket_file`] binds a Unix socket file by the same rules as [`listen`] (stale-file
+//! reclaim, mode, removal on drop) for servers that frame the raw streams themselves.
 //!
 //! ```no_run
 //! use connkit_core::Endpoint;
@@ -35,11 +37,13 @@ mod connection;
 mod io;
 mod listener;
 mod options;
+mod socket_file;
 mod ws;
 
 pub use connection::{Connection, ConnectionInfo, MessageReceiver, MessageSender};
 pub use listener::{Incoming, Listener, listen};
 pub use options::{DEFAULT_OUTBOUND_CAPACITY, DEFAULT_WS_FRAGMENT_SIZE, TransportOptions};
+pub use socket_file::{SocketFile, bind_socket_file};
 
 use crate::endpoint::{Endpoint, Scheme};
 use crate::error::{Error, ErrorKind, Result};

@@ -1,22 +1,27 @@
-//! Binding the socket file: reclaim a stale one safely, set its mode, remove it when done.
-//!
-//! The same rules as `connkit_core::transport::listen` for `unix://` endpoints (the IPC
-//! server needs the raw stream of each accepted connection, which that listener does not
-//! give out): an existing path is removed only when it **is a socket** and a probe connection
-//! to it is refused; the probe is closed at once; a regular file is never removed.
+//! Unix socket files: bind with a safe stale-file reclaim, set the mode, remove on drop.
 
-use connkit_core::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Result};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, warn};
 
-/// Removes the socket file on drop, if it is still the one this server created.
+/// A socket file bound by [`bind_socket_file`]. Dropping it removes the file, but only if
+/// the path still holds that same socket (same device and inode): a file another process
+/// put there since is left alone.
 #[derive(Debug)]
-pub(crate) struct SocketFile {
+pub struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+}
+
+impl SocketFile {
+    /// The path of the socket file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl Drop for SocketFile {
@@ -32,11 +37,37 @@ impl Drop for SocketFile {
     }
 }
 
-/// Bind `path`, reclaiming a stale socket file, and apply `mode`.
-pub(crate) async fn bind(
+/// Bind a Unix socket at `path` for a server that wants the raw accepted streams, with the
+/// same socket-file rules as [`listen`](super::listen) on a `unix://` endpoint:
+///
+/// - a socket file left behind by a dead server is reclaimed: an existing path is removed
+///   only when it **is a socket** and a probe connection to it is refused (the probe is
+///   closed at once);
+/// - a live server's socket, or any file that is not a socket, is left alone and reported
+///   as [`ErrorKind::AddrInUse`];
+/// - `mode` (for example `0o600`) is applied to the socket file when given;
+/// - the returned [`SocketFile`] removes the file when dropped.
+///
+/// The listener is returned in non-blocking mode, ready for
+/// `tokio::net::UnixListener::from_std`. Cancel safe: the only wait is the probe of an
+/// existing socket, before anything is removed or bound.
+///
+/// # Errors
+/// [`ErrorKind::AddrInUse`], or the I/O error of `bind`, of the probe or of setting the mode
+/// (then the file is removed again).
+pub async fn bind_socket_file(
     path: &Path,
     mode: Option<u32>,
-) -> Result<(UnixListener, SocketFile), Error> {
+) -> Result<(std::os::unix::net::UnixListener, SocketFile)> {
+    let (listener, file) = bind(path, mode).await?;
+    let listener = listener
+        .into_std()
+        .map_err(|e| Error::io(format!("detaching the listener of {}", path.display()), e))?;
+    Ok((listener, file))
+}
+
+/// [`bind_socket_file`] with the tokio listener, for [`listen`](super::listen).
+pub(super) async fn bind(path: &Path, mode: Option<u32>) -> Result<(UnixListener, SocketFile)> {
     let shown = path.display();
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
@@ -48,7 +79,8 @@ pub(crate) async fn bind(
     };
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| Error::io(format!("reading {shown} after bind"), e))?;
-    let guard = SocketFile {
+    // Made before the mode is set, so that a failure there removes the file again.
+    let file = SocketFile {
         path: path.to_owned(),
         dev: meta.dev(),
         ino: meta.ino(),
@@ -57,11 +89,11 @@ pub(crate) async fn bind(
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(format!("setting mode {mode:o} on {shown}"), e))?;
     }
-    Ok((listener, guard))
+    Ok((listener, file))
 }
 
 /// The path exists: remove it only if it is a socket nobody answers on.
-async fn reclaim_stale(path: &Path) -> Result<(), Error> {
+async fn reclaim_stale(path: &Path) -> Result<()> {
     let shown = path.display();
     let meta =
         std::fs::symlink_metadata(path).map_err(|e| Error::io(format!("inspecting {shown}"), e))?;
