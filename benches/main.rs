@@ -7,6 +7,8 @@ use criterion::{criterion_group, criterion_main};
 mod core;
 mod ipc;
 mod jstp;
+mod reconnect;
+mod session;
 
 criterion_group!(
     benches,
@@ -15,6 +17,9 @@ criterion_group!(
     ipc::codec,
     ipc::round_trips,
     jstp::value,
-    jstp::call_round_trips
+    jstp::call_round_trips,
+    reconnect::backoff,
+    reconnect::recovery,
+    session::status_stream
 );
 criterion_main!(benches);
