@@ -1,5 +1,6 @@
-//! The JSTP client: connect to an application on any endpoint, handshake (anonymous, `login`
-//! or a custom strategy), then call, listen and inspect through a [`Client`].
+//! The JSTP client: connect to an application on any endpoint, handshake with the credentials
+//! a [`ConnectPolicy`] decides (anonymous, `login`, a custom strategy, a session resume), then
+//! call, listen and inspect through a [`Client`].
 
 use crate::app::Application;
 use crate::connection::{
@@ -8,6 +9,9 @@ use crate::connection::{
 };
 use crate::error::{ERR_NO_HANDSHAKE_RESPONSE, ERR_NOT_A_SERVER, Error, RemoteError, Result};
 use crate::message::{Message, MessageError};
+use crate::policy::{
+    Anonymous, ConnectPolicy, ConnectRequest, Credentials, CustomStrategy, Login, SessionRef,
+};
 use crate::semver_range::Range;
 use crate::server::{DEFAULT_MAX_MESSAGE_LEN, WS_SUBPROTOCOL};
 use crate::session::{DEFAULT_MAX_BUFFERED, Reconnect, SessionSnapshot};
@@ -93,7 +97,7 @@ impl fmt::Display for AppTarget {
 #[must_use]
 pub struct ClientOptions {
     application: Arc<Application>,
-    strategy: Option<(String, Value)>,
+    policy: Arc<dyn ConnectPolicy>,
     tls: Option<TlsClientConfig>,
     connect_timeout: Duration,
     max_message_len: usize,
@@ -110,7 +114,7 @@ impl fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientOptions")
             .field("application", &self.application.to_string())
-            .field("strategy", &self.strategy.as_ref().map(|(s, _)| s))
+            .field("policy", &self.policy)
             .field("tls", &self.tls.is_some())
             .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
@@ -129,7 +133,7 @@ impl ClientOptions {
     pub fn new() -> Self {
         Self {
             application: Arc::new(Application::empty_client()),
-            strategy: None,
+            policy: Arc::new(Anonymous),
             tls: None,
             connect_timeout: Duration::from_secs(30),
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
@@ -155,9 +159,11 @@ impl ClientOptions {
 
     /// Keep the session across transport losses (spec §6, §9): when the transport closes
     /// without [`Connection::close`], the connection buffers what is originated, reconnects
-    /// on `schedule` with the `session` strategy, and replays what the server did not
-    /// confirm. Off by default (a deliberate difference from Node, which always
-    /// reconnects); [`Reconnect::new`] is Node's schedule.
+    /// on `schedule` with the credentials of the [`ConnectPolicy`] (the built-ins resume the
+    /// session), and replays what the server did not confirm. When the server no longer
+    /// knows the session (`error:[11]`), [`Reconnect::on_unknown_session`] decides: a new
+    /// session (default) or close. Off by default (a deliberate difference from Node, which
+    /// always reconnects); [`Reconnect::new`] is Node's schedule.
     pub fn reconnect(mut self, schedule: Reconnect) -> Self {
         self.reconnect = Some(schedule);
         self
@@ -209,29 +215,35 @@ impl ClientOptions {
         self
     }
 
-    /// Use the `login` strategy: `{handshake:[0,'app'],login:['user','password']}`.
+    /// Use the `login` strategy: `{handshake:[0,'app'],login:['user','password']}`
+    /// (shorthand for [`connect_policy`](Self::connect_policy) with [`Login`]).
     ///
     /// ```no_run
     /// # use connkit_jstp::ClientOptions;
     /// let opts = ClientOptions::new().login("user", "secret");
     /// ```
     pub fn login(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.strategy = Some((
-            "login".into(),
-            Value::from(vec![Value::from(user.into()), Value::from(password.into())]),
-        ));
+        self.policy = Arc::new(Login::new(user, password));
         self
     }
 
     /// Use a custom strategy: `{handshake:[0,'app'],<name>:<credentials>}`, decided by the
-    /// server's auth policy.
+    /// server's auth policy (shorthand for [`connect_policy`](Self::connect_policy) with
+    /// [`CustomStrategy`]).
     ///
     /// ```no_run
     /// # use connkit_jstp::{ClientOptions, Value};
     /// let opts = ClientOptions::new().strategy("token", Value::from(vec!["abc"]));
     /// ```
     pub fn strategy(mut self, name: impl Into<String>, credentials: Value) -> Self {
-        self.strategy = Some((name.into(), credentials));
+        self.policy = Arc::new(CustomStrategy::new(name, credentials));
+        self
+    }
+
+    /// Decide the credentials of every handshake, the first one and each reconnect (Node's
+    /// `client.connectPolicy`; default [`Anonymous`]). See [`crate::policy`].
+    pub fn connect_policy(mut self, policy: impl ConnectPolicy) -> Self {
+        self.policy = Arc::new(policy);
         self
     }
 
@@ -328,37 +340,31 @@ impl ClientOptions {
             .map_err(|_| Error::HandshakeTimeout(self.connect_timeout))?
     }
 
-    /// Open a transport to `endpoint` and resume `session_id` on it.
-    async fn resume_on(
+    /// Open a transport to `endpoint` and handshake with `credentials`: returns the
+    /// transport and the reply (`ok`: the session id, or the server's `receivedCount` for a
+    /// resume).
+    async fn handshake_on(
         &self,
         endpoint: &Endpoint,
-        target: AppTarget,
-        session_id: String,
-        received: u64,
-    ) -> Result<Attach> {
-        let (tx, mut rx, scheme, _) = self.open(endpoint).await?;
+        target: &AppTarget,
+        credentials: &Credentials,
+    ) -> Result<(
+        MessageSender,
+        MessageReceiver,
+        connkit_core::Scheme,
+        String,
+        String,
+    )> {
+        let (tx, mut rx, scheme, peer) = self.open(endpoint).await?;
         let request = Message::HandshakeRequest {
             id: 0,
-            app: target.name,
-            version: target.version,
-            strategy: Some((
-                "session".to_owned(),
-                Value::Array(vec![Value::from(session_id), Value::from(received as f64)]),
-            )),
+            app: target.name.clone(),
+            version: target.version.clone(),
+            strategy: credentials.to_strategy(),
         };
         tx.send(request.to_bytes()?).await?;
         let reply = handshake_reply(&tx, &mut rx, scheme.is_websocket()).await?;
-        let peer_received = reply
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite() && *n >= 0.0)
-            .map_or(0, |n| n as u64);
-        Ok(Attach {
-            tx,
-            rx,
-            peer_received,
-            send_handshake_reply: false,
-        })
+        Ok((tx, rx, scheme, peer, reply))
     }
 
     async fn open(
@@ -387,69 +393,72 @@ impl ClientOptions {
             .chain(self.fallbacks.iter().cloned())
             .collect();
         let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        Arc::new(move |session_id: String, received: u64| {
+        Arc::new(move |session: Option<(String, u64)>, attempt: u32| {
             let n = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let endpoint = endpoints[n % endpoints.len()].clone();
             let opts = opts.clone();
             let target = target.clone();
             Box::pin(async move {
-                debug!(%endpoint, "reconnecting");
-                tokio::time::timeout(
+                let credentials = opts.policy.credentials(&ConnectRequest {
+                    app: &target,
+                    endpoint: &endpoint,
+                    attempt,
+                    session: session.as_ref().map(|(id, received)| SessionRef {
+                        id,
+                        received: *received,
+                    }),
+                });
+                let resume = matches!(credentials, Credentials::Session { .. });
+                debug!(%endpoint, attempt, resume, "reconnecting");
+                let (tx, rx, _, _, reply) = tokio::time::timeout(
                     opts.connect_timeout,
-                    opts.resume_on(&endpoint, target, session_id, received),
+                    opts.handshake_on(&endpoint, &target, &credentials),
                 )
                 .await
-                .map_err(|_| Error::HandshakeTimeout(opts.connect_timeout))?
+                .map_err(|_| Error::HandshakeTimeout(opts.connect_timeout))??;
+                let (peer_received, new_session) = if resume {
+                    (parse_received(&reply), None)
+                } else {
+                    (0, Some(reply))
+                };
+                Ok((
+                    Attach {
+                        tx,
+                        rx,
+                        peer_received,
+                        send_handshake_reply: false,
+                    },
+                    new_session,
+                ))
             })
         })
     }
 
     async fn connect_inner(&self, endpoint: &Endpoint, target: AppTarget) -> Result<Client> {
-        let redial = self.reconnect.map(|r| (r, self.redial(endpoint, &target)));
-        let mut topts = TransportOptions::new()
-            .ws_subprotocol(WS_SUBPROTOCOL)
-            .max_message_len(self.max_message_len)
-            .outbound_capacity(self.queue)
-            .connect_timeout(None);
-        if let Some(tls) = &self.tls {
-            topts = topts.tls_client(tls.clone());
-        }
-        let conn = connect(endpoint, &topts).await?;
-        let scheme = conn.info().scheme();
-        let peer = conn.info().peer().to_owned();
-        let (tx, mut rx) = conn.split();
-        let request = Message::HandshakeRequest {
-            id: 0,
-            app: target.name.clone(),
-            version: target.version.clone(),
-            strategy: match &self.resume_from {
-                Some(snap) => Some((
-                    "session".to_owned(),
-                    Value::Array(vec![
-                        Value::from(snap.id.as_str()),
-                        Value::from(snap.received as f64),
-                    ]),
-                )),
-                None => self.strategy.clone(),
+        let redial = self
+            .reconnect
+            .clone()
+            .map(|r| (r, self.redial(endpoint, &target)));
+        let credentials = match &self.resume_from {
+            Some(snap) => Credentials::Session {
+                id: snap.id.clone(),
+                received: snap.received,
             },
+            None => self.policy.credentials(&ConnectRequest {
+                app: &target,
+                endpoint,
+                attempt: 0,
+                session: None,
+            }),
         };
-        tx.send(request.to_bytes()?).await?;
-        let reply = handshake_reply(&tx, &mut rx, scheme.is_websocket()).await?;
-        let (session_id, peer_received) = match &self.resume_from {
-            Some(snap) => (
-                snap.id.clone(),
-                reply
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite() && *n >= 0.0)
-                    .map_or(0, |n| n as u64),
-            ),
-            None => (reply, 0),
+        let (tx, rx, scheme, peer, reply) =
+            self.handshake_on(endpoint, &target, &credentials).await?;
+        let (session_id, peer_received, resumed) = match &credentials {
+            Credentials::Session { id, .. } => (id.clone(), parse_received(&reply), true),
+            _ => (reply, 0, false),
         };
-        let username = match &self.strategy {
-            Some((s, creds)) if s == "login" => {
-                creds.at(0).and_then(Value::as_str).map(str::to_owned)
-            }
+        let username = match &credentials {
+            Credentials::Login { user, .. } => Some(user.clone()),
             _ => None,
         };
         debug!(%session_id, "connected");
@@ -459,10 +468,10 @@ impl ClientOptions {
             role: Role::Client,
             scheme,
             peer,
-            app: Arc::clone(&self.application),
+            app: Arc::clone(&self.application).into(),
             remote_app: (target.name, target.version),
             username,
-            session_id,
+            session_id: session_id.into(),
             hub: EventHub::new(ConnectionState::Connected, DEFAULT_EVENT_CAPACITY),
             remote_events,
             stop: Default::default(),
@@ -476,7 +485,6 @@ impl ClientOptions {
             parts.max_buffered = self.max_buffered;
         }
         let span = tracing::debug_span!("connkit.jstp.conn", id = conn.id(), role = "client");
-        let resumed = self.resume_from.is_some();
         parts.restore_from = self.resume_from.clone();
         if resumed && parts.max_buffered == 0 {
             parts.max_buffered = self.max_buffered;
@@ -488,6 +496,15 @@ impl ClientOptions {
         tokio::spawn(task.run().instrument(span));
         Ok(Client { conn })
     }
+}
+
+/// The server's `receivedCount` in a resume reply (`ok:<n>`); 0 when it is not a number.
+fn parse_received(reply: &str) -> u64 {
+    reply
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map_or(0, |n| n as u64)
 }
 
 /// Wait for the server's handshake reply; returns the session id.

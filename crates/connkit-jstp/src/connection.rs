@@ -167,6 +167,20 @@ pub enum ConnectionEvent {
         /// Why.
         error: Arc<Error>,
     },
+    /// The server no longer knew the session (`error:[11]` to a resume) and the client
+    /// started a new one ([`UnknownSession::NewSession`](crate::UnknownSession::NewSession)):
+    /// the old session's pending calls failed with −1 and its other buffered messages were
+    /// discarded. Comes instead of [`Restored`](Self::Restored).
+    SessionReplaced {
+        /// The old session id.
+        old: String,
+        /// The new session id.
+        new: String,
+        /// How many pending calls failed with −1.
+        failed: usize,
+        /// How many buffered events, pings and inspects were discarded.
+        discarded: usize,
+    },
     /// The session was restored on a new transport.
     Restored {
         /// The last id (absolute value) of ours the peer said it had received.
@@ -216,11 +230,18 @@ pub(crate) struct Attach {
     pub(crate) send_handshake_reply: bool,
 }
 
-/// The client's way to open a new transport and resume: given the session id and our
-/// `receivedCount`, it dials, handshakes with the `session` strategy and returns the
-/// transport and the server's `receivedCount`.
-pub(crate) type Redial =
-    Arc<dyn Fn(String, u64) -> Pin<Box<dyn Future<Output = Result<Attach>> + Send>> + Send + Sync>;
+/// The client's way to open a new transport: given the session to resume (id and our
+/// `receivedCount`; `None` for a new session) and the attempt number, it dials, handshakes
+/// with the credentials of the connect policy and returns the transport, the server's
+/// `receivedCount`, and the new session id when the handshake started a new session.
+pub(crate) type Redial = Arc<
+    dyn Fn(
+            Option<(String, u64)>,
+            u32,
+        ) -> Pin<Box<dyn Future<Output = Result<(Attach, Option<String>)>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// How a session outlives its transport.
 pub(crate) enum Resume {
@@ -229,7 +250,7 @@ pub(crate) enum Resume {
     /// Client: reconnect with this schedule.
     Client {
         redial: Redial,
-        schedule: crate::session::Backoff,
+        schedule: crate::session::Reconnect,
     },
     /// Server: wait this long for the client to come back through `attach`.
     Server {
@@ -247,19 +268,64 @@ pub(crate) struct Heartbeat {
     pub(crate) timeout: Option<Duration>,
 }
 
+/// The application a connection serves, replaceable at run time (a server moving live
+/// connections to a newer version, spec §8). The connection task keeps its own copy and
+/// looks at the generation (one atomic load) before each dispatch.
+pub(crate) struct AppSlot {
+    app: std::sync::RwLock<Arc<Application>>,
+    generation: AtomicU64,
+}
+
+impl From<Arc<Application>> for AppSlot {
+    fn from(app: Arc<Application>) -> Self {
+        Self {
+            app: std::sync::RwLock::new(app),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AppSlot {
+    /// The current application.
+    pub(crate) fn get(&self) -> Arc<Application> {
+        Arc::clone(
+            &self
+                .app
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Swap in `app`; returns the previous one.
+    pub(crate) fn replace(&self, app: Arc<Application>) -> Arc<Application> {
+        let mut slot = self
+            .app
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = std::mem::replace(&mut *slot, app);
+        self.generation.fetch_add(1, Ordering::Release);
+        old
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
 /// What the handles and the task share; fixed once the handshake is done.
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) role: Role,
     pub(crate) scheme: Scheme,
     pub(crate) peer: String,
-    /// This side's application (the chosen one on a server, the client's own on a client).
-    pub(crate) app: Arc<Application>,
+    /// This side's application (the chosen one on a server, the client's own on a client);
+    /// a server may move the connection to another version (spec §8).
+    pub(crate) app: AppSlot,
     /// The other side's application as named in the handshake: the name and the version or
     /// range asked for.
     pub(crate) remote_app: (String, Option<String>),
     pub(crate) username: Option<String>,
-    pub(crate) session_id: String,
+    pub(crate) session_id: crate::session::SessionId,
     pub(crate) hub: EventHub<ConnectionState, ConnectionEvent>,
     pub(crate) remote_events: broadcast::Sender<RemoteEvent>,
     pub(crate) stop: CancellationToken,
@@ -530,6 +596,8 @@ pub(crate) struct Task {
     last_heard: tokio::time::Instant,
     /// A handle kept while a server session waits for its client (see `detached`).
     keep: Option<mpsc::Sender<Command>>,
+    /// The application methods are dispatched to, and the [`AppSlot`] generation it is of.
+    app: (u64, Arc<Application>),
 }
 
 /// How the loop ended.
@@ -550,6 +618,7 @@ impl Task {
         if let Some(s) = &parts.restore_from {
             outbox.restore(s);
         }
+        let app = (parts.shared.app.generation(), parts.shared.app.get());
         Self {
             shared: parts.shared,
             cmd_rx: parts.cmd_rx,
@@ -570,6 +639,7 @@ impl Task {
             heartbeat: parts.heartbeat,
             last_heard: tokio::time::Instant::now(),
             keep: None,
+            app,
         }
     }
 
@@ -630,7 +700,7 @@ impl Task {
     /// Wait, with the transport gone, for a restore: buffer what handles originate, let
     /// running handlers finish (their replies are lost, as in Node), and either get a new
     /// transport or give up.
-    async fn detached(&mut self) -> Option<Attach> {
+    async fn detached(&mut self) -> Option<(Attach, Option<String>)> {
         debug!("transport lost; the session waits for a restore");
         self.out.batch.clear();
         self.out.overflow.clear();
@@ -649,7 +719,7 @@ impl Task {
             o.detached(&self.connection());
         }
         let mut resume = std::mem::replace(&mut self.resume, Resume::Never);
-        let session_id = self.shared.session_id.clone();
+        let session_id = self.shared.session_id.get().to_owned();
         let received = self.outbox.received;
         let hub = self.shared.hub.clone();
         let result = {
@@ -661,29 +731,18 @@ impl Task {
                             .await
                             .ok()
                             .flatten()
+                            .map(|a| (a, None))
                     }
                     Resume::Client { redial, schedule } => {
-                        let mut attempt = 0u32;
-                        loop {
-                            let delay = schedule.delay(attempt)?;
-                            tokio::time::sleep(delay).await;
-                            attempt += 1;
-                            hub.emit(ConnectionEvent::ReconnectAttempt { attempt });
-                            match redial(session_id.clone(), received).await {
-                                Ok(a) => return Some(a),
-                                Err(e) => {
-                                    debug!(attempt, error = %e, "reconnect failed");
-                                    let stop = matches!(&e, Error::Remote(r) if r.code() == crate::error::ERR_AUTH_FAILED);
-                                    hub.emit(ConnectionEvent::ReconnectFailed {
-                                        attempt,
-                                        error: Arc::new(e),
-                                    });
-                                    if stop {
-                                        // The session is unknown or expired there.
-                                        return None;
-                                    }
-                                }
-                            }
+                        let outcome =
+                            crate::session::reconnect_loop(schedule, &hub, |resume, attempt| {
+                                let session = resume.then(|| (session_id.clone(), received));
+                                redial(session, attempt)
+                            })
+                            .await;
+                        match outcome {
+                            crate::session::Outcome::Attached(value) => Some(value),
+                            crate::session::Outcome::GaveUp => None,
                         }
                     }
                 }
@@ -734,7 +793,7 @@ impl Task {
 
     fn snapshot(&self) -> crate::session::SessionSnapshot {
         crate::session::SessionSnapshot {
-            id: self.shared.session_id.clone(),
+            id: self.shared.session_id.get().to_owned(),
             received: self.outbox.received,
             delivered: self.outbox.delivered,
             next_id: self.outbox.next_id,
@@ -750,7 +809,11 @@ impl Task {
     /// Move the session onto a new transport (spec §6.2, §6.3): the old one is dropped
     /// entirely first, confirmed frames are pruned, pending calls the peer received fail
     /// with −1, and the rest of the buffer is sent again in order with the original ids.
-    fn attach(&mut self, attach: Attach) {
+    fn attach(&mut self, (attach, new_session): (Attach, Option<String>)) {
+        if let Some(new) = new_session {
+            self.new_session(attach, new);
+            return;
+        }
         let Attach {
             tx,
             rx,
@@ -761,6 +824,40 @@ impl Task {
         self.rx = Some(rx);
         self.out.tx = tx;
         self.replay(peer_received, send_handshake_reply);
+    }
+
+    /// The client's reconnector started a new session (the old one was unknown to the
+    /// server): fail every pending call of the old session with −1, discard its buffer, and
+    /// go on with fresh ids on the new transport.
+    fn new_session(&mut self, attach: Attach, new: String) {
+        self.rx = Some(attach.rx);
+        self.out.tx = attach.tx;
+        self.out.batch.clear();
+        self.out.overflow.clear();
+        let discarded = self
+            .outbox
+            .buffer
+            .iter()
+            .filter(|(id, _)| !self.pending.contains_key(id))
+            .count();
+        let failed = self.pending.len();
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
+        }
+        let max_buffered = self.outbox.max_buffered;
+        self.outbox = Outbox::after_handshake(self.shared.role);
+        self.outbox.max_buffered = max_buffered;
+        let old = self.shared.session_id.get().to_owned();
+        self.shared.session_id.replace(new.clone());
+        self.last_heard = tokio::time::Instant::now();
+        debug!(%old, %new, failed, discarded, "the session was unknown; started a new one");
+        self.shared.hub.set_state(ConnectionState::Connected);
+        self.shared.hub.emit(ConnectionEvent::SessionReplaced {
+            old,
+            new,
+            failed,
+            discarded,
+        });
     }
 
     /// The peer received our messages up to `peer_received`: prune, fail lost calls with
@@ -841,7 +938,7 @@ impl Task {
                     // A client resumed while we still held its old (half-open) transport:
                     // drop that one entirely and take the new one.
                     debug!("session restored over a live transport");
-                    self.attach(a);
+                    self.attach((a, None));
                 }
                 _ = tick(&mut beat), if beat.is_some() && deadline.is_none() => {
                     if let Some(limit) = self.heartbeat.timeout
@@ -1085,7 +1182,7 @@ impl Task {
                 }),
             },
             Message::Inspect { id, interface } => {
-                let result = match self.shared.app.methods(&interface) {
+                let result = match self.current_app().methods(&interface) {
                     Some(names) => Ok(names.into_iter().map(Value::from).collect()),
                     None => Err(RemoteError::new(ERR_INTERFACE_NOT_FOUND)),
                 };
@@ -1129,7 +1226,7 @@ impl Task {
 
     fn on_call(&mut self, id: Id, interface: &str, method: &str, args: Value) {
         let ctx = self.context();
-        match self.shared.app.dispatch(ctx, interface, method, args) {
+        match self.current_app().dispatch(ctx, interface, method, args) {
             Dispatch::Now(result) => self.send_reply(id, result),
             Dispatch::Panicked(message) => self.on_done(Done::Panicked {
                 id: Some(id),
@@ -1163,6 +1260,16 @@ impl Task {
         }
     }
 
+    /// The application to dispatch to: the task's copy, refreshed when a server moved the
+    /// connection to another version.
+    fn current_app(&mut self) -> &Arc<Application> {
+        let generation = self.shared.app.generation();
+        if generation != self.app.0 {
+            self.app = (generation, self.shared.app.get());
+        }
+        &self.app.1
+    }
+
     /// Take the commands already queued (without waiting).
     fn drain_commands(&mut self) {
         while let Ok(cmd) = self.cmd_rx.try_recv() {
@@ -1173,11 +1280,10 @@ impl Task {
     }
 
     fn on_event(&mut self, interface: String, event: String, args: Vec<Value>) {
-        let has_handler = self.shared.app.has_event_handler(&interface, &event);
+        let app = Arc::clone(self.current_app());
+        let has_handler = app.has_event_handler(&interface, &event);
         let handler = if has_handler {
-            self.shared
-                .app
-                .event_handler(self.context(), &interface, &event, args.clone())
+            app.event_handler(self.context(), &interface, &event, args.clone())
         } else {
             Ok(None)
         };
@@ -1390,10 +1496,17 @@ impl Connection {
     }
 
     /// This side's application: on a server, the application (and version) the client's
-    /// handshake chose; on a client, the client's own application.
+    /// handshake chose, or the one [`Server::set_applications`](crate::Server::set_applications)
+    /// moved it to; on a client, the client's own application.
     #[must_use]
-    pub fn application(&self) -> &Arc<Application> {
-        &self.shared.app
+    pub fn application(&self) -> Arc<Application> {
+        self.shared.app.get()
+    }
+
+    /// Serve `app` from now on (the next call, event or inspect is dispatched to it; the
+    /// ones running finish on the old one). Returns the previous application.
+    pub(crate) fn move_to(&self, app: Arc<Application>) -> Arc<Application> {
+        self.shared.app.replace(app)
     }
 
     /// The application named in the handshake and the version or range asked for (`None`:
@@ -1413,9 +1526,11 @@ impl Connection {
     }
 
     /// The session id the server gave in its handshake reply (a UUID v4 from our server).
+    /// A client whose reconnector had to start a new session
+    /// ([`ConnectionEvent::SessionReplaced`]) has the new one.
     #[must_use]
     pub fn session_id(&self) -> &str {
-        &self.shared.session_id
+        self.shared.session_id.get()
     }
 
     pub(crate) fn command_sender(&self) -> &mpsc::Sender<Command> {

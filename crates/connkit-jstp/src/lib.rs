@@ -93,6 +93,7 @@ mod client;
 mod connection;
 pub mod error;
 pub mod message;
+pub mod policy;
 pub mod semver_range;
 mod server;
 pub mod session;
@@ -108,11 +109,12 @@ pub use connection::{
     RemoteEvents, RemoteProxy, Role,
 };
 pub use error::{Error, RemoteError, Result};
+pub use policy::{ConnectPolicy, Credentials};
 pub use server::{
     AuthPolicy, AuthRequest, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_MESSAGE_LEN, Logins, Server,
     ServerEvent, ServerOptions, ServerState, WS_SUBPROTOCOL,
 };
-pub use session::{Reconnect, SessionSnapshot};
+pub use session::{Reconnect, SessionSnapshot, UnknownSession};
 pub use value::{
     Object, ParseError, ParseOptions, SerdeError, SerializeError, Value, from_value, parse,
     serialize, to_value,

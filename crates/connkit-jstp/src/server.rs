@@ -235,6 +235,18 @@ pub enum ServerEvent {
         /// The panic message.
         message: String,
     },
+    /// [`Server::set_applications`] moved a live client to another version of its
+    /// application (the newest one matching the range its handshake asked for, spec §8).
+    ApplicationMoved {
+        /// The client's connection id.
+        client: u64,
+        /// The application name.
+        name: String,
+        /// The version it was served.
+        from: semver::Version,
+        /// The version it is served now.
+        to: semver::Version,
+    },
     /// An accept failed (the server carries on).
     Error {
         /// What failed.
@@ -643,17 +655,50 @@ impl Server {
         lock(&self.shared().clients).get(&id).cloned()
     }
 
-    /// Replace the applications offered to new handshakes (Node's `updateApplications`);
-    /// connected clients keep theirs.
+    /// Replace the applications offered to new handshakes (Node's `updateApplications`),
+    /// and move each connected client to the newest version matching what its handshake
+    /// asked for (Node's `updateConnectionsApi`, spec §8): a range is matched again; no
+    /// version means the major of the version it got (`'2'` for 2.1.0); an exact version
+    /// stays where it is. A client keeps its application when nothing matches, or when the
+    /// match is the same version of the same object. Each move emits
+    /// [`ServerEvent::ApplicationMoved`]; calls already running finish on the old version,
+    /// the next call, event or inspect uses the new one. Clients that are disconnected
+    /// (waiting for a session restore) keep theirs.
     ///
     /// # Errors
     /// Never fails today; returns `Result` for the validation a future index may do.
     pub fn set_applications(&self, apps: Applications) -> Result<()> {
+        let apps = Arc::new(apps);
         *self
             .shared()
             .apps
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(apps);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&apps);
+        for client in self.clients() {
+            let current = client.application();
+            let (name, requested) = client.requested_application();
+            let range = match requested {
+                Some(v) if crate::semver_range::is_exact(v) => continue,
+                Some(v) => v.to_owned(),
+                None => current.version().major.to_string(),
+            };
+            let Some(next) = apps.select(name, Some(&range)) else {
+                continue;
+            };
+            if Arc::ptr_eq(&next, &current) {
+                continue;
+            }
+            let (from, to) = (current.version().clone(), next.version().clone());
+            let name = name.to_owned();
+            client.move_to(next);
+            debug!(client = client.id(), %name, %from, %to, "client moved to another version");
+            self.shared().hub.emit(ServerEvent::ApplicationMoved {
+                client: client.id(),
+                name,
+                from,
+                to,
+            });
+        }
         Ok(())
     }
 
@@ -899,10 +944,10 @@ async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
         role: Role::Server,
         scheme,
         peer,
-        app: accepted.app,
+        app: accepted.app.into(),
         remote_app: accepted.requested,
         username: accepted.username,
-        session_id: accepted.session_id,
+        session_id: accepted.session_id.into(),
         hub: EventHub::new(ConnectionState::Connected, DEFAULT_EVENT_CAPACITY),
         remote_events,
         stop,

@@ -1,12 +1,15 @@
-//! Sessions that survive reconnects (spec §6), the reconnector (§9) and the heartbeat (§7),
-//! Rust client ↔ Rust server, with a fault-injecting TCP proxy cutting the link. Every test
-//! has a hard timeout; nothing asserts on timing.
+//! Sessions that survive reconnects (spec §6), the reconnector and connect policies (§9),
+//! the heartbeat and WebSocket pings (§7), and live application replacement (§8), Rust
+//! client ↔ Rust server, with a fault-injecting TCP proxy cutting the link. Every test has a
+//! hard timeout; nothing asserts on timing.
 
 mod support;
 
 use connkit_jstp::error::ERR_CALLBACK_LOST;
+use connkit_jstp::policy::{ConnectPolicy, ConnectRequest, Credentials};
 use connkit_jstp::{
-    Client, ClientOptions, ConnectionEvent, ConnectionState, Error, Reconnect, ServerEvent, Value,
+    Applications, Client, ClientOptions, ConnectionEvent, ConnectionState, Error, Reconnect,
+    ServerEvent, UnknownSession, Value,
 };
 use connkit_testkit::{FaultProxy, within};
 use futures_util::StreamExt;
@@ -198,12 +201,78 @@ async fn a_silent_server_is_declared_dead_and_the_session_moves_to_a_new_socket(
 }
 
 #[tokio::test]
-async fn an_unknown_session_stops_the_reconnector() {
+async fn an_unknown_session_starts_a_new_one_by_default() {
+    within(30, async {
+        let f = Fixture::start_with(|o| o.client_expiration_time(Duration::from_millis(50))).await;
+        let (proxy, ep) = proxied(&f).await;
+        let mut server_events = f.server.events();
+        let c = f
+            .client_opts()
+            .login("user", "secret")
+            .reconnect(fast())
+            .connect(&ep, "testApp")
+            .await
+            .unwrap();
+        let old = c.session_id().to_owned();
+        let mut events = c.events();
+        go_offline(&proxy, &c).await;
+        // Made while offline, for the old session.
+        let pending = {
+            let c = c.clone();
+            tokio::spawn(async move { c.call("calculator", "answer", []).await })
+        };
+        c.emit("calculator", "hello", [v("'lost'")]).await.unwrap();
+        tokio::task::yield_now().await;
+        // The session expires on the server meanwhile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.set_refuse(false);
+        let (new, failed, discarded) = loop {
+            match events.next().await.unwrap().unwrap() {
+                ConnectionEvent::SessionReplaced {
+                    old: o,
+                    new,
+                    failed,
+                    discarded,
+                } => {
+                    assert_eq!(o, old);
+                    break (new, failed, discarded);
+                }
+                ConnectionEvent::Restored { .. } | ConnectionEvent::Closed { .. } => {
+                    panic!("expected a new session")
+                }
+                _ => {}
+            }
+        };
+        assert_ne!(new, old);
+        assert_eq!(c.session_id(), new);
+        assert_eq!((failed, discarded), (1, 1));
+        match pending.await.unwrap() {
+            Err(Error::Remote(e)) => assert_eq!(e.code(), ERR_CALLBACK_LOST),
+            other => panic!("expected −1, got {other:?}"),
+        }
+        // The new session logged in again (the connect policy), and works.
+        assert_eq!(
+            c.call("calculator", "whoami", []).await.unwrap(),
+            vec![v("'user'")]
+        );
+        let mut strategies = Vec::new();
+        while let Some(Some(Ok(e))) = futures_util::FutureExt::now_or_never(server_events.next()) {
+            if let ServerEvent::HandshakeRequest { strategy, .. } = e {
+                strategies.push(strategy);
+            }
+        }
+        assert_eq!(strategies, ["login", "session", "login"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_session_stops_the_reconnector_when_asked() {
     within(30, async {
         let f = Fixture::start_with(|o| o.client_expiration_time(Duration::from_millis(50))).await;
         let (proxy, ep) = proxied(&f).await;
         let c = ClientOptions::new()
-            .reconnect(fast())
+            .reconnect(fast().on_unknown_session(UnknownSession::Stop))
             .connect(&ep, "testApp")
             .await
             .unwrap();
@@ -213,6 +282,99 @@ async fn an_unknown_session_stops_the_reconnector() {
         proxy.set_refuse(false);
         c.closed().await;
         assert!(c.is_closed());
+    })
+    .await;
+}
+
+/// Records every handshake it is asked for; logs in first, then resumes.
+#[derive(Debug, Default)]
+struct Recording(std::sync::Mutex<Vec<(u32, bool)>>);
+
+impl ConnectPolicy for Recording {
+    fn credentials(&self, request: &ConnectRequest<'_>) -> Credentials {
+        self.0
+            .lock()
+            .unwrap()
+            .push((request.attempt, request.session.is_some()));
+        match request.session {
+            Some(s) => s.resume(),
+            None => Credentials::login("user", "secret"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_connect_policy_decides_every_handshake() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let (proxy, ep) = proxied(&f).await;
+        let policy = std::sync::Arc::new(Recording::default());
+        let c = f
+            .client_opts()
+            .connect_policy(std::sync::Arc::clone(&policy))
+            .reconnect(fast())
+            .connect(&ep, "testApp")
+            .await
+            .unwrap();
+        assert_eq!(c.username(), Some("user"));
+        proxy.set_refuse(true);
+        proxy.cut_all();
+        wait_state(&c, ConnectionState::Disconnected).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        proxy.set_refuse(false);
+        wait_state(&c, ConnectionState::Connected).await;
+        assert_eq!(
+            c.call("calculator", "whoami", []).await.unwrap(),
+            vec![v("'user'")]
+        );
+        let asked = policy.0.lock().unwrap().clone();
+        assert_eq!(asked.first(), Some(&(0, false)));
+        assert!(asked.len() >= 2, "{asked:?}");
+        for (i, (attempt, session)) in asked.iter().enumerate().skip(1) {
+            assert_eq!((*attempt as usize, *session), (i, true));
+        }
+        // Refused credentials fail the first connect with 11.
+        match f
+            .client_opts()
+            .connect_policy(connkit_jstp::policy::Login::new("user", "wrong"))
+            .connect(&f.endpoint(Transport::Tcp), "testApp")
+            .await
+        {
+            Err(Error::Remote(e)) => assert_eq!(e.code(), connkit_jstp::error::ERR_AUTH_FAILED),
+            other => panic!("expected 11, got {other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn endpoints_rotate_on_each_attempt() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let (a, ep_a) = proxied(&f).await;
+        let (b, ep_b) = proxied(&f).await;
+        let (c_proxy, ep_c) = proxied(&f).await;
+        let c = ClientOptions::new()
+            .reconnect(fast())
+            .fallback_endpoints([ep_b, ep_c])
+            .connect(&ep_a, "testApp")
+            .await
+            .unwrap();
+        // a and b refuse; the third attempt goes through c.
+        let mut events = c.events();
+        a.set_refuse(true);
+        b.set_refuse(true);
+        a.cut_all();
+        loop {
+            if let ConnectionEvent::Restored { .. } = events.next().await.unwrap().unwrap() {
+                break;
+            }
+        }
+        assert_eq!((a.accepted(), b.accepted(), c_proxy.accepted()), (2, 1, 1));
+        assert_eq!(
+            c.call("calculator", "answer", []).await.unwrap(),
+            vec![v("42")]
+        );
     })
     .await;
 }
@@ -428,6 +590,108 @@ async fn an_exported_session_resumes_in_a_new_client_with_its_offline_messages()
         {
             Err(Error::Remote(e)) => assert_eq!(e.code(), connkit_jstp::error::ERR_AUTH_FAILED),
             other => panic!("expected 11, got {other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn set_applications_moves_live_clients_to_the_newest_matching_version() {
+    within(30, async {
+        let f = Fixture::start().await;
+        let ep = f.endpoint(Transport::Tcp);
+        let mut server_events = f.server.events();
+        let ranged = Client::connect(&ep, "testApp@^1.0.0").await.unwrap();
+        let exact = Client::connect(&ep, "testApp@1.0.0").await.unwrap();
+        let latest = Client::connect(&ep, "testApp").await.unwrap();
+        let version = |c: &Client| {
+            let c = c.clone();
+            async move { c.call("calculator", "version", []).await.unwrap() }
+        };
+        assert_eq!(version(&ranged).await, vec![v("'1.0.0'")]);
+        assert_eq!(version(&latest).await, vec![v("'2.0.0'")]);
+        let apps: Applications = ["1.0.0", "1.5.0", "2.0.0", "2.3.0", "3.0.0"]
+            .into_iter()
+            .map(support::test_app)
+            .collect();
+        f.server.set_applications(apps).unwrap();
+        // A range is matched again; no version keeps the major it got; exact stays.
+        assert_eq!(version(&ranged).await, vec![v("'1.5.0'")]);
+        assert_eq!(version(&exact).await, vec![v("'1.0.0'")]);
+        assert_eq!(version(&latest).await, vec![v("'2.3.0'")]);
+        let mut moved = Vec::new();
+        while moved.len() < 2 {
+            if let ServerEvent::ApplicationMoved { from, to, name, .. } =
+                server_events.next().await.unwrap().unwrap()
+            {
+                assert_eq!(name, "testApp");
+                moved.push((from.to_string(), to.to_string()));
+            }
+        }
+        moved.sort();
+        assert_eq!(
+            moved,
+            [
+                ("1.0.0".to_owned(), "1.5.0".to_owned()),
+                ("2.0.0".to_owned(), "2.3.0".to_owned())
+            ]
+        );
+        // Nothing matches any more: the client keeps what it has.
+        let only_three: Applications = std::iter::once(support::test_app("3.0.0")).collect();
+        f.server.set_applications(only_three).unwrap();
+        assert_eq!(version(&ranged).await, vec![v("'1.5.0'")]);
+        // New handshakes see the new index.
+        let three = Client::connect(&ep, "testApp").await.unwrap();
+        assert_eq!(version(&three).await, vec![v("'3.0.0'")]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn websocket_pings_are_answered_on_a_jstp_connection() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    within(30, async {
+        let f = Fixture::start().await;
+        let ep = f.endpoint(Transport::Ws);
+        let port = ep.port().unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut req = format!("ws://127.0.0.1:{port}/")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            connkit_jstp::WS_SUBPROTOCOL.parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+        ws.send(Ws::text("{handshake:[0,'testApp']}"))
+            .await
+            .unwrap();
+        match ws.next().await.unwrap().unwrap() {
+            Ws::Text(t) => assert!(t.starts_with("{handshake:[0],ok:'"), "{t}"),
+            other => panic!("{other:?}"),
+        }
+        ws.send(Ws::Ping(b"are you there".to_vec().into()))
+            .await
+            .unwrap();
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Ws::Pong(p) => {
+                    assert_eq!(&p[..], b"are you there");
+                    break;
+                }
+                Ws::Ping(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        // The JSTP session goes on after the ping.
+        ws.send(Ws::text("{call:[1,'calculator'],answer:[]}"))
+            .await
+            .unwrap();
+        match ws.next().await.unwrap().unwrap() {
+            Ws::Text(t) => assert_eq!(t.as_str(), "{callback:[1],ok:[42]}"),
+            other => panic!("{other:?}"),
         }
     })
     .await;
