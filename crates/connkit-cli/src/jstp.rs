@@ -14,12 +14,15 @@
 //!   left out, as `JSON.stringify` does).
 //! - `serve` prints `connkit: listening on <endpoint>` on stderr for each bound endpoint
 //!   (with the real port when 0 was asked), then serves until SIGINT/SIGTERM and closes
-//!   gracefully.
+//!   gracefully. With `--session-storage redis://…` it first connects to Redis (exit 1
+//!   when that fails) and keeps sessions there, so that several processes can take each
+//!   other's clients over.
 
 use crate::{Failure, error_chain, print_json, shutdown_signal};
 use clap::Subcommand;
 use connkit::Endpoint;
 use connkit::core::tls::{TlsClientConfig, TlsServerConfig};
+use connkit::jstp::storage::{MemoryStorage, RedisStorage, StorageError};
 use connkit::jstp::{
     Application, Client, ClientOptions, Context, Error, Interface, Logins, RemoteError, Server,
     ServerEvent, ServerOptions, Value,
@@ -59,6 +62,11 @@ pub(crate) enum JstpCommand {
         /// as JSON lines on stdout.
         #[arg(long)]
         events: bool,
+        /// Keep sessions in this storage too, so that a client can resume its session after
+        /// the live one expired, after a restart, or on another `serve` process sharing the
+        /// storage (failover): `redis://HOST:PORT[/DB]`, or `memory` (this process only).
+        #[arg(long, value_name = "URL")]
+        session_storage: Option<String>,
     },
     /// Call a method and print its result list as one JSON line.
     Call {
@@ -128,7 +136,18 @@ pub(crate) async fn run(cmd: JstpCommand) -> Result<(), Failure> {
             tls_cert,
             tls_key,
             events,
-        } => serve(listen, demo, login, tls_cert.zip(tls_key), events).await,
+            session_storage,
+        } => {
+            serve(
+                listen,
+                demo,
+                login,
+                tls_cert.zip(tls_key),
+                events,
+                session_storage,
+            )
+            .await
+        }
         JstpCommand::Call {
             endpoint,
             app,
@@ -402,6 +421,7 @@ async fn serve(
     logins: Vec<String>,
     tls: Option<(PathBuf, PathBuf)>,
     print_events: bool,
+    session_storage: Option<String>,
 ) -> Result<(), Failure> {
     if !demo {
         return Err(Failure::usage(
@@ -430,6 +450,25 @@ async fn serve(
         let cfg = TlsServerConfig::from_pem_files(&cert, &key)
             .map_err(|e| Failure::usage(error_chain(&e)))?;
         opts = opts.tls(cfg);
+    }
+    match session_storage.as_deref() {
+        None => {}
+        Some("memory") => opts = opts.session_storage(MemoryStorage::new()),
+        Some(url) if url.starts_with("redis://") || url.starts_with("redis+unix://") => {
+            let storage = RedisStorage::connect(url).await.map_err(|e| match e {
+                StorageError::InvalidAddress(_) => Failure::usage(error_chain(&e)),
+                _ => Failure::runtime(format!(
+                    "cannot use the session storage: {}",
+                    error_chain(&e)
+                )),
+            })?;
+            opts = opts.session_storage(storage);
+        }
+        Some(other) => {
+            return Err(Failure::usage(format!(
+                "--session-storage must be redis://HOST:PORT or memory, not `{other}`"
+            )));
+        }
     }
     let server = opts
         .listen(endpoints)

@@ -423,6 +423,11 @@ impl Outbox {
             .collect();
     }
 
+    /// What a session writer watches for changes: (received, next id, delivered).
+    pub(crate) fn mark(&self) -> (u64, Id, u64) {
+        (self.received, self.next_id, self.delivered)
+    }
+
     /// The peer confirmed everything up to `|id|` (a callback or pong for `id`, or the
     /// `receivedCount` of a resume): drop those frames from the buffer.
     pub(crate) fn confirmed(&mut self, id: Id) {
@@ -548,6 +553,8 @@ pub(crate) struct TaskParts {
     pub(crate) restore_from: Option<crate::session::SessionSnapshot>,
 }
 
+    /// Server: the writer of this session to the session storage provider.
+    pub(crate) persist: Option<crate::storage::Hook>,
 /// Build the shared state and the handle of a connection whose handshake is done.
 pub(crate) fn new_connection(
     shared: Shared,
@@ -574,6 +581,7 @@ pub(crate) fn new_connection(
             restore_from: None,
         },
     )
+            persist: None,
 }
 
 /// The connection task.
@@ -600,6 +608,8 @@ pub(crate) struct Task {
     app: (u64, Arc<Application>),
 }
 
+    /// Server: the writer of this session to the session storage provider.
+    persist: Option<crate::storage::Hook>,
 /// How the loop ended.
 enum End {
     /// Closed on purpose or by the peer: flush what is queued, then shut down.
@@ -642,6 +652,7 @@ impl Task {
             app,
         }
     }
+            persist: parts.persist,
 
     fn connection(&self) -> Connection {
         let tx = self.weak_tx.upgrade().unwrap_or_else(|| mpsc::channel(1).0);
@@ -720,6 +731,12 @@ impl Task {
         }
         let mut resume = std::mem::replace(&mut self.resume, Resume::Never);
         let session_id = self.shared.session_id.get().to_owned();
+        if self.persist.is_some() {
+            let snapshot = self.snapshot();
+            if let Some(p) = &mut self.persist {
+                p.detached(snapshot);
+            }
+        }
         let received = self.outbox.received;
         let hub = self.shared.hub.clone();
         let result = {
@@ -899,6 +916,9 @@ impl Task {
         }
         self.keep = None;
         self.shared.hub.set_state(ConnectionState::Connected);
+        if let Some(p) = &mut self.persist {
+            p.restored();
+        }
         self.shared.hub.emit(ConnectionEvent::Restored {
             peer_received,
             replayed,
@@ -1044,6 +1064,9 @@ impl Task {
             }
         }
     }
+            if let Some(p) = &mut self.persist {
+                p.turn(self.outbox.mark());
+            }
 
     fn grace_deadline(&self) -> tokio::time::Instant {
         self.shared.closing.store(true, Ordering::Release);
@@ -1342,6 +1365,9 @@ impl Task {
         }
         // Dropping the receiver closes the socket now.
         drop(self.rx.take());
+        if let Some(p) = self.persist.take() {
+            p.finished(self.snapshot());
+        }
         self.cmd_rx.close();
         let error = error.map(Arc::new);
         if let Some(e) = &error {

@@ -97,6 +97,7 @@ pub mod policy;
 pub mod semver_range;
 mod server;
 pub mod session;
+pub mod storage;
 pub mod value;
 
 /// The `semver` crate, for [`Application`] versions.

@@ -11,6 +11,10 @@ use crate::connection::{
 use crate::error::{ERR_APP_NOT_FOUND, ERR_AUTH_FAILED, Error, RemoteError, Result};
 use crate::message::{self, Message, MessageError};
 use crate::session::{DEFAULT_CLIENT_EXPIRATION, DEFAULT_MAX_BUFFERED};
+use crate::storage::{
+    DEFAULT_STORAGE_TIMEOUT, DEFAULT_WRITE_INTERVAL, Hook, SessionMeta, SessionStorageProvider,
+    Storage, StoredSession,
+};
 use crate::value::{self, Value};
 use bytes::BytesMut;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
@@ -198,8 +202,9 @@ pub enum ServerEvent {
         /// Why.
         error: Arc<Error>,
     },
-    /// A client's session was restored on a new transport (Node's `reconnect`; path A of
-    /// spec §6.3: the same connection, so the same id).
+    /// A client's session was restored on a new transport (Node's `reconnect`). Path A of
+    /// spec §6.3 (from the live index): the same connection, so the same id. Path B (from
+    /// the [session storage](crate::storage)): a new connection, with a new id.
     Reconnect {
         /// The client's connection.
         client: ClientConnection,
@@ -272,6 +277,7 @@ pub struct ServerOptions {
     client_expiration: Duration,
     heartbeat: Heartbeat,
     max_buffered: usize,
+    storage: Option<Storage>,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -286,6 +292,7 @@ impl fmt::Debug for ServerOptions {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_message_len", &self.max_message_len)
             .field("close_grace", &self.close_grace)
+            .field("storage", &self.storage)
             .finish_non_exhaustive()
     }
 }
@@ -313,7 +320,54 @@ impl ServerOptions {
             client_expiration: DEFAULT_CLIENT_EXPIRATION,
             heartbeat: Heartbeat::default(),
             max_buffered: DEFAULT_MAX_BUFFERED,
+            storage: None,
         }
+    }
+
+    /// Keep sessions in `provider` too (spec §6.3, restore path B): a resume whose session
+    /// the live index no longer knows (expired, another process, a restart) is restored
+    /// from it. Share one provider between servers for failover. See [`crate::storage`]
+    /// for what is written when. Default: none (only the live index).
+    ///
+    /// ```
+    /// use connkit_jstp::{ServerOptions, storage::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// let a = ServerOptions::new().session_storage(storage.clone());
+    /// let b = ServerOptions::new().session_storage(storage); // the same sessions
+    /// # let _ = (a, b);
+    /// ```
+    pub fn session_storage(mut self, provider: impl SessionStorageProvider) -> Self {
+        let (write_interval, timeout) = self
+            .storage
+            .as_ref()
+            .map_or((DEFAULT_WRITE_INTERVAL, DEFAULT_STORAGE_TIMEOUT), |s| {
+                (s.write_interval, s.timeout)
+            });
+        self.storage = Some(Storage {
+            provider: Arc::new(provider),
+            write_interval,
+            timeout,
+        });
+        self
+    }
+
+    /// With a [`session_storage`](Self::session_storage): write a live session whose state
+    /// changed at most this often (default 100 ms; one write in flight per session). A
+    /// process killed abruptly leaves a state at most about this old behind.
+    pub fn session_write_interval(mut self, interval: Duration) -> Self {
+        if let Some(s) = &mut self.storage {
+            s.write_interval = interval;
+        }
+        self
+    }
+
+    /// With a [`session_storage`](Self::session_storage): give up on one provider operation
+    /// after this long (default 2 s; a lookup that times out is answered 11).
+    pub fn storage_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(s) = &mut self.storage {
+            s.timeout = timeout;
+        }
+        self
     }
 
     /// How long a disconnected client's session waits for a restore (Node's
@@ -508,6 +562,7 @@ impl ServerOptions {
             client_expiration: self.client_expiration,
             heartbeat: self.heartbeat,
             max_buffered: self.max_buffered,
+            storage: self.storage.clone(),
         });
         for listener in listeners {
             let endpoint = listener.local_endpoint().clone();
@@ -543,6 +598,7 @@ pub(crate) struct ServerShared {
     client_expiration: Duration,
     heartbeat: Heartbeat,
     max_buffered: usize,
+    storage: Option<Storage>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -877,6 +933,8 @@ struct Accepted {
     session_id: String,
     /// A restore: the session's task and the client's `receivedCount`.
     restore: Option<(mpsc::Sender<Attach>, u64)>,
+    /// A restore from the session storage (path B) and the client's `receivedCount`.
+    stored: Option<(StoredSession, u64)>,
 }
 
 async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
@@ -965,6 +1023,35 @@ async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
             expiration: shared.client_expiration,
         };
         parts.max_buffered = shared.max_buffered;
+        if let Some(storage) = &shared.storage {
+            let app = client.application();
+            let meta = SessionMeta {
+                id: client.session_id().to_owned(),
+                username: client.username().map(str::to_owned),
+                app_name: app.name().to_owned(),
+                app_version: app.version().to_string(),
+            };
+            parts.persist = Some(Hook::spawn(
+                storage,
+                meta,
+                parts.weak_tx.clone(),
+                &shared.tasks,
+                shared.stop_accept.clone(),
+            ));
+        }
+    }
+    if let Some((stored, peer_received)) = accepted.stored {
+        // Path B: a new connection continues the stored session; the task answers the
+        // handshake and replays, and the observer announces it as a reconnect.
+        debug!(id = client.id(), session = %client.session_id(), "session restored from storage");
+        parts.restore_from = Some(stored.to_snapshot());
+        if parts.max_buffered == 0 {
+            parts.max_buffered = shared.max_buffered;
+        }
+        let mut task = Task::new(parts, tx, rx);
+        task.replay(peer_received, true);
+        drop(client);
+        return task.run().await;
     }
     lock(&shared.clients).insert(client.id(), client.clone());
     debug!(id = client.id(), app = %client.application(), "client connected");
@@ -1049,16 +1136,40 @@ async fn handshake(
                 .and_then(Value::as_f64)
                 .filter(|n| n.is_finite() && *n >= 0.0)
                 .map_or(0, |n| n as u64);
-            let attach = lock(&shared.sessions)
-                .get(id)
-                .cloned()
-                .ok_or_else(unknown)?;
+            let attach = lock(&shared.sessions).get(id).cloned();
+            let Some(attach) = attach else {
+                // Path B: the session storage.
+                let Some(storage) = shared
+                    .storage
+                    .as_ref()
+                    .filter(|_| !shared.client_expiration.is_zero())
+                else {
+                    return Err(unknown());
+                };
+                let stored = match storage.load(id).await {
+                    Ok(Some(s)) => s,
+                    Ok(None) => return Err(unknown()),
+                    Err(e) => {
+                        warn!(error = %e, "session storage lookup failed; answering 11");
+                        return Err(unknown());
+                    }
+                };
+                return Ok(Accepted {
+                    app,
+                    requested: (app_name, version),
+                    username: stored.username.clone(),
+                    session_id: id.to_owned(),
+                    restore: None,
+                    stored: Some((stored, received)),
+                });
+            };
             return Ok(Accepted {
                 app,
                 requested: (app_name, version),
                 username: None,
                 session_id: id.to_owned(),
                 restore: Some((attach, received)),
+                stored: None,
             });
         }
         Some((name, credentials)) => {
@@ -1096,5 +1207,6 @@ async fn handshake(
         username,
         session_id,
         restore: None,
+        stored: None,
     })
 }

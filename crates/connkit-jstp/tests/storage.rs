@@ -1,0 +1,262 @@
+//! Server-side session storage (spec §6.3, restore path B): a session the live index no
+//! longer knows is restored from a `SessionStorageProvider`, on the same server after its
+//! live entry expired, or on another server sharing the provider. Every test has a hard
+//! timeout; nothing asserts on timing.
+
+mod support;
+
+use connkit_jstp::storage::{
+    MemoryStorage, SessionStorageProvider, StorageError, StorageFuture, StoredSession,
+};
+use connkit_jstp::{ClientConnection, ConnectionState, Reconnect, ServerEvent, Value};
+use connkit_testkit::within;
+use futures_util::StreamExt;
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{Fixture, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn v(s: &str) -> Value {
+    s.parse().unwrap()
+}
+
+fn tcp_addr(f: &Fixture) -> SocketAddr {
+    format!("127.0.0.1:{}", f.endpoint(Transport::Tcp).port().unwrap())
+        .parse()
+        .unwrap()
+}
+
+/// Reads NUL-terminated frames from a raw socket.
+struct Raw {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Raw {
+        Raw {
+            s: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.s.write_all(text.as_bytes()).await.unwrap();
+        self.s.write_all(b"\0").await.unwrap();
+    }
+
+    /// The next frame, or `None` when the server closed the connection.
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == 0) {
+                let f: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&f[..i]).into_owned());
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.s.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn frame(&mut self) -> String {
+        self.next().await.expect("closed")
+    }
+}
+
+async fn connected(
+    events: &mut connkit_core::events::EventStream<ServerEvent>,
+) -> ClientConnection {
+    loop {
+        if let ServerEvent::Connect { client } = events.next().await.unwrap().unwrap() {
+            return client;
+        }
+    }
+}
+
+async fn reconnected(
+    events: &mut connkit_core::events::EventStream<ServerEvent>,
+) -> ClientConnection {
+    loop {
+        if let ServerEvent::Reconnect { client } = events.next().await.unwrap().unwrap() {
+            return client;
+        }
+    }
+}
+
+async fn wait_closed(c: &ClientConnection) {
+    let mut st = c.state();
+    st.wait_for(|s| *s == ConnectionState::Closed)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_session_is_restored_from_storage_on_a_new_connection() {
+    within(30, async {
+        let storage = MemoryStorage::new();
+        let f = Fixture::start_with(|o| {
+            o.client_expiration_time(Duration::from_millis(20))
+                .session_storage(storage.clone())
+        })
+        .await;
+        let mut events = f.server.events();
+        let addr = tcp_addr(&f);
+        let mut a = Raw::connect(addr).await;
+        a.send("{handshake:[0,'testApp','^1.0.0']}").await;
+        let reply = a.frame().await;
+        let sid = reply.split('\'').nth(1).unwrap().to_owned();
+        let first = connected(&mut events).await;
+        a.send("{call:[1,'calculator'],ticker:[2]}").await;
+        assert_eq!(
+            a.frame().await,
+            "{event:[-1,'calculator'],tick:[1,'1.0.0']}"
+        );
+        assert_eq!(
+            a.frame().await,
+            "{event:[-2,'calculator'],tick:[2,'1.0.0']}"
+        );
+        assert_eq!(a.frame().await, "{callback:[1],ok:[2]}");
+        drop(a);
+        // The live entry expires (the connection closes for good); storage keeps it.
+        wait_closed(&first).await;
+        while !storage.is_inactive(&sid) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Resume saying we received only -1: restored from storage (path B) on a new
+        // connection; -2 comes again with its id; new ids go on downward.
+        let mut b = Raw::connect(addr).await;
+        b.send(&format!(
+            "{{handshake:[0,'testApp','^1.0.0'],session:['{sid}',1]}}"
+        ))
+        .await;
+        assert_eq!(b.frame().await, "{handshake:[0],ok:1}");
+        assert_eq!(
+            b.frame().await,
+            "{event:[-2,'calculator'],tick:[2,'1.0.0']}"
+        );
+        let second = reconnected(&mut events).await;
+        assert_ne!(second.id(), first.id());
+        assert_eq!(second.session_id(), sid);
+        assert!(!storage.is_inactive(&sid), "get clears the inactive stamp");
+        b.send("{call:[2,'calculator'],ticker:[1]}").await;
+        assert_eq!(
+            b.frame().await,
+            "{event:[-3,'calculator'],tick:[1,'1.0.0']}"
+        );
+        assert_eq!(b.frame().await, "{callback:[2],ok:[1]}");
+        b.send("{ping:[3]}").await;
+        assert_eq!(b.frame().await, "{pong:[3]}");
+        // An unknown session: 11, then the server closes.
+        let mut c = Raw::connect(addr).await;
+        c.send("{handshake:[0,'testApp'],session:['00000000-0000-4000-8000-000000000000',0]}")
+            .await;
+        assert_eq!(c.frame().await, "{handshake:[0],error:[11]}");
+        assert_eq!(c.next().await, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_second_server_sharing_the_storage_takes_the_session_over() {
+    within(30, async {
+        let storage = MemoryStorage::new();
+        let one = Fixture::start_with(|o| o.session_storage(storage.clone())).await;
+        let two = Fixture::start_with(|o| o.session_storage(storage.clone())).await;
+        let mut two_events = two.server.events();
+        let c = one
+            .client_opts()
+            .reconnect(
+                Reconnect::new()
+                    .initial_delay(Duration::from_millis(20))
+                    .max_delay(Duration::from_millis(100))
+                    .jitter(Duration::ZERO),
+            )
+            .fallback_endpoints([two.endpoint(Transport::Tcp)])
+            .connect(&one.endpoint(Transport::Tcp), "testApp@^1.0.0")
+            .await
+            .unwrap();
+        let sid = c.session_id().to_owned();
+        assert_eq!(
+            c.call("calculator", "add", [v("1"), v("2")]).await.unwrap(),
+            vec![v("3")]
+        );
+        // Server one stops (a graceful close saves its sessions as inactive).
+        one.server.close().await;
+        assert!(storage.is_inactive(&sid));
+        // Made while no server is reachable, or while the client is moving over.
+        let offline = {
+            let c = c.clone();
+            tokio::spawn(async move { c.call("calculator", "add", [v("10"), v("20")]).await })
+        };
+        assert_eq!(offline.await.unwrap().unwrap(), vec![v("30")]);
+        let restored = reconnected(&mut two_events).await;
+        assert_eq!(restored.session_id(), sid);
+        assert_eq!(c.session_id(), sid);
+        assert_eq!(
+            c.call("calculator", "add", [v("3"), v("4")]).await.unwrap(),
+            vec![v("7")]
+        );
+        // Server two's writer keeps the stored copy up to date.
+        let mut stored = storage.get(&sid).await.unwrap().unwrap();
+        while stored.received_count < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            stored = storage.get(&sid).await.unwrap().unwrap();
+        }
+        assert_eq!(stored.app_name, "testApp");
+    })
+    .await;
+}
+
+/// A provider that always fails.
+struct Broken;
+
+impl SessionStorageProvider for Broken {
+    fn get<'a>(&'a self, _id: &'a str) -> StorageFuture<'a, Option<StoredSession>> {
+        // Never answers: the lookup times out.
+        Box::pin(std::future::pending())
+    }
+    fn set<'a>(&'a self, _id: &'a str, _s: &'a StoredSession) -> StorageFuture<'a, ()> {
+        Box::pin(async { Err(StorageError::Backend("down".into())) })
+    }
+    fn set_inactive<'a>(&'a self, _id: &'a str) -> StorageFuture<'a, ()> {
+        Box::pin(async { Err(StorageError::Backend("down".into())) })
+    }
+    fn remove<'a>(&'a self, _id: &'a str) -> StorageFuture<'a, ()> {
+        Box::pin(async { Err(StorageError::Backend("down".into())) })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_provider_costs_restores_and_nothing_else() {
+    within(30, async {
+        let f = Fixture::start_with(|o| {
+            o.session_storage(Broken)
+                .storage_timeout(Duration::from_millis(200))
+        })
+        .await;
+        let c = f
+            .client_opts()
+            .connect(&f.endpoint(Transport::Tcp), "testApp")
+            .await
+            .unwrap();
+        for i in 0..20 {
+            assert_eq!(
+                c.call("calculator", "add", [v(&i.to_string()), v("1")])
+                    .await
+                    .unwrap(),
+                vec![v(&(i + 1).to_string())]
+            );
+        }
+        let mut raw = Raw::connect(tcp_addr(&f)).await;
+        raw.send("{handshake:[0,'testApp'],session:['00000000-0000-4000-8000-000000000000',0]}")
+            .await;
+        assert_eq!(raw.frame().await, "{handshake:[0],error:[11]}");
+        c.close().await;
+        f.server.close().await;
+    })
+    .await;
+}
