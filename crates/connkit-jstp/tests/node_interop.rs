@@ -661,3 +661,316 @@ async fn rust_client_resumes_on_the_node_server_after_a_cut() {
     )
     .await;
 }
+
+impl NodeServer {
+    /// Pings and pongs the Node server received from clients so far.
+    async fn heartbeats(&mut self) -> (u64, u64) {
+        let r = self.command(json!({"cmd":"heartbeats"})).await;
+        (r["pings"].as_u64().unwrap(), r["pongs"].as_u64().unwrap())
+    }
+}
+
+/// Every connection event already emitted, without waiting.
+fn drain_events(
+    events: &mut connkit_core::events::EventStream<connkit_jstp::ConnectionEvent>,
+) -> Vec<connkit_jstp::ConnectionEvent> {
+    let mut out = Vec::new();
+    while let Some(Some(Ok(e))) = futures_util::FutureExt::now_or_never(events.next()) {
+        out.push(e);
+    }
+    out
+}
+
+/// Heartbeat (spec §7) between a Node server pinging every 30 ms (`heartbeatInterval`) and a
+/// Rust client pinging every 30 ms with a pong timeout: each side answers the other's pings,
+/// and the Rust client's timeout never declares the Node server dead.
+#[tokio::test]
+async fn heartbeat_pings_both_ways_between_a_node_server_and_the_rust_client() {
+    let node = connkit_testkit::require_node!();
+    within(
+        60,
+        Box::pin(async {
+            let dir = tempfile::Builder::new()
+                .prefix("jstpn")
+                .tempdir_in("/tmp")
+                .unwrap();
+            let sock = dir.path().join("n.sock");
+            let mut proc = node
+                .spawn(
+                    "jstp_server.js",
+                    ["--unix", sock.to_str().unwrap(), "--heartbeat", "30"],
+                )
+                .unwrap();
+            let ready = proc.wait_ready(T).await.unwrap();
+            let mut s = NodeServer {
+                proc,
+                ready: serde_json::from_str(&ready).unwrap(),
+                _dir: dir,
+                certs: support::certs(),
+            };
+            for t in [Transport::Tcp, Transport::Ws] {
+                let c = ClientOptions::new()
+                    .heartbeat_interval(Duration::from_millis(30))
+                    .heartbeat_timeout(Duration::from_millis(600))
+                    .connect(&s.endpoint(t), "calc")
+                    .await
+                    .unwrap();
+                let mut events = c.events();
+                let (pings0, pongs0) = s.heartbeats().await;
+                // The Node server counts the Rust client's pings and its pongs.
+                loop {
+                    let (pings, pongs) = s.heartbeats().await;
+                    if pings >= pings0 + 3 && pongs >= pongs0 + 3 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+                assert_eq!(
+                    c.call("calculator", "answer", []).await.unwrap(),
+                    vec![v("42")],
+                    "{t:?}"
+                );
+                let seen = drain_events(&mut events);
+                assert!(
+                    !seen.iter().any(|e| matches!(
+                        e,
+                        connkit_jstp::ConnectionEvent::Disconnected
+                            | connkit_jstp::ConnectionEvent::Closed { .. }
+                    )),
+                    "{t:?}: {seen:?}"
+                );
+                c.close().await;
+            }
+        }),
+    )
+    .await;
+}
+
+/// Heartbeat (spec §7) between the Rust server pinging every 30 ms with a pong timeout and a
+/// Node client pinging every 30 ms (`client.heartbeatInterval`): each side answers, and the
+/// Rust server never declares the Node client dead.
+#[tokio::test]
+async fn heartbeat_pings_both_ways_between_the_rust_server_and_a_node_client() {
+    let node = connkit_testkit::require_node!();
+    within(
+        60,
+        Box::pin(async {
+            let f = Fixture::start_with(|o| {
+                o.heartbeat_interval(Duration::from_millis(30))
+                    .heartbeat_timeout(Duration::from_millis(600))
+            })
+            .await;
+            let mut server_events = f.server.events();
+            for t in [Transport::Tcp, Transport::Ws] {
+                let mut n = NodeClient::start(&node).await;
+                let mut connect = NodeClient::connect_cmd(&f, t, "testApp");
+                connect["heartbeat"] = json!(30);
+                n.cmd(connect).await.unwrap();
+                loop {
+                    let hb = n.cmd(json!({"cmd":"heartbeats"})).await.unwrap();
+                    // Pings from the Rust server, pongs to the Node client's pings.
+                    if hb["pings"].as_u64().unwrap() >= 3 && hb["pongs"].as_u64().unwrap() >= 3 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+                assert_eq!(n.call("answer", "[]").await.unwrap(), v("[42]"), "{t:?}");
+                while let Some(Some(Ok(e))) =
+                    futures_util::FutureExt::now_or_never(server_events.next())
+                {
+                    assert!(!matches!(e, ServerEvent::Disconnect { .. }), "{t:?}: {e:?}");
+                }
+                n.cmd(json!({"cmd":"close"})).await.unwrap();
+                loop {
+                    if let ServerEvent::Disconnect { .. } =
+                        server_events.next().await.unwrap().unwrap()
+                    {
+                        break;
+                    }
+                }
+            }
+        }),
+    )
+    .await;
+}
+
+/// The Rust client on the Node server through a fault proxy: a call whose reply is lost in
+/// the cut fails with −1 after the resume, `call_with_resend` calls again and succeeds, an
+/// event emitted offline is delivered after the resume (Node answers it), and the client's
+/// events come in order.
+#[tokio::test]
+async fn rust_client_on_the_node_server_lost_replies_resend_and_offline_events() {
+    let node = connkit_testkit::require_node!();
+    within(
+        60,
+        Box::pin(async {
+            let s = NodeServer::start(&node).await;
+            let upstream: std::net::SocketAddr =
+                format!("127.0.0.1:{}", s.endpoint(Transport::Tcp).port().unwrap())
+                    .parse()
+                    .unwrap();
+            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
+            let ep: connkit_core::Endpoint = format!("tcp://{}", proxy.addr()).parse().unwrap();
+            let c = ClientOptions::new()
+                .reconnect(
+                    connkit_jstp::Reconnect::new()
+                        .initial_delay(Duration::from_millis(20))
+                        .max_delay(Duration::from_millis(100))
+                        .jitter(Duration::ZERO),
+                )
+                .connect(&ep, "calc@^1.0.0")
+                .await
+                .unwrap();
+            let mut events = c.events();
+            let mut remote = c.remote_events(Some("calculator"));
+            for resend in [false, true] {
+                let call = {
+                    let c = c.clone();
+                    tokio::spawn(async move {
+                        if resend {
+                            c.call_with_resend("slow", "sleep", [v("300")]).await
+                        } else {
+                            c.call("slow", "sleep", [v("300")]).await
+                        }
+                    })
+                };
+                // The pong proves the Node server has the call (the stream is ordered).
+                c.ping().await.unwrap();
+                proxy.set_refuse(true);
+                proxy.cut_all();
+                c.state()
+                    .wait_for(|s| *s == connkit_jstp::ConnectionState::Disconnected)
+                    .await
+                    .unwrap();
+                if !resend {
+                    c.emit("calculator", "hello", [v("'offline'")])
+                        .await
+                        .unwrap();
+                }
+                // The method finishes while the client is away: its reply is lost.
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                proxy.set_refuse(false);
+                let r = call.await.unwrap();
+                if resend {
+                    assert_eq!(r.unwrap(), vec![v("300")]);
+                } else {
+                    assert_eq!(code(r), connkit_jstp::error::ERR_CALLBACK_LOST);
+                    // The offline event reached Node, which answered it.
+                    let ev = remote.next().await.unwrap().unwrap();
+                    assert_eq!(
+                        (ev.event.as_str(), ev.args),
+                        ("helloBack", vec![v("'offline'")])
+                    );
+                }
+                c.state()
+                    .wait_for(|s| *s == connkit_jstp::ConnectionState::Connected)
+                    .await
+                    .unwrap();
+            }
+            // Each outage: Disconnected, then attempts (failures while refused), then one
+            // Restored; the first lost one call.
+            let mut restored = Vec::new();
+            let mut last_attempt = 0;
+            let mut disconnected = 0;
+            for e in drain_events(&mut events) {
+                match e {
+                    connkit_jstp::ConnectionEvent::Disconnected => {
+                        assert_eq!(disconnected, restored.len());
+                        disconnected += 1;
+                        last_attempt = 0;
+                    }
+                    connkit_jstp::ConnectionEvent::ReconnectAttempt { attempt } => {
+                        assert_eq!(attempt, last_attempt + 1);
+                        last_attempt = attempt;
+                    }
+                    connkit_jstp::ConnectionEvent::ReconnectFailed { attempt, .. } => {
+                        assert_eq!(attempt, last_attempt);
+                    }
+                    connkit_jstp::ConnectionEvent::Restored { lost, .. } => {
+                        assert!(last_attempt >= 1);
+                        restored.push(lost);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(disconnected, 2);
+            assert_eq!(restored, [1, 1]);
+            assert_eq!(
+                c.call("calculator", "add", [v("3"), v("4")]).await.unwrap(),
+                vec![v("7")]
+            );
+        }),
+    )
+    .await;
+}
+
+/// A Node client on the Rust server through a fault proxy: a call the server executed while
+/// its reply was lost in the cut fails with −1 on the Node side after Node's reconnector
+/// resumed the session (restore path A).
+#[tokio::test]
+async fn node_client_on_the_rust_server_gets_minus_one_for_a_lost_reply() {
+    let node = connkit_testkit::require_node!();
+    within(
+        60,
+        Box::pin(async {
+            let f = Fixture::start().await;
+            let mut server_events = f.server.events();
+            let upstream: std::net::SocketAddr =
+                format!("127.0.0.1:{}", f.endpoint(Transport::Tcp).port().unwrap())
+                    .parse()
+                    .unwrap();
+            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
+            let mut n = NodeClient::start(&node).await;
+            n.cmd(
+                json!({"cmd":"connect","transport":"net","app":"testApp@^1.0.0",
+                "port":proxy.addr().port(),"reconnect":true}),
+            )
+            .await
+            .unwrap();
+            // Not awaited: its reply will be lost.
+            n.proc
+                .write_line(
+                    &json!({"id":1000,"cmd":"call","interface":"calculator","method":"sleep",
+                        "args":"[300]"})
+                    .to_string(),
+                )
+                .await
+                .unwrap();
+            // The event that follows it proves the Rust server has the call (the stream is
+            // ordered). Not a ping: Node prunes its buffer on the pong, and then never fires
+            // −1 for the call (its resume only looks above the last confirmed id).
+            n.cmd(json!({"cmd":"emit","interface":"calculator","event":"hello","args":"['x']"}))
+                .await
+                .unwrap();
+            loop {
+                if let ServerEvent::Event { event, .. } =
+                    server_events.next().await.unwrap().unwrap()
+                    && event.event == "hello"
+                {
+                    break;
+                }
+            }
+            proxy.set_refuse(true);
+            proxy.cut_all();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            proxy.set_refuse(false);
+            let reply = loop {
+                let line = n.line().await;
+                if line["id"] == json!(1000) {
+                    break line;
+                }
+            };
+            // Node calls back with the bare number −1 (ERR_CALLBACK_LOST).
+            assert_eq!(reply["error"]["message"], json!("-1"), "{reply}");
+            let mut saw_reconnect = false;
+            while let Some(Some(Ok(e))) =
+                futures_util::FutureExt::now_or_never(server_events.next())
+            {
+                saw_reconnect |= matches!(e, ServerEvent::Reconnect { .. });
+            }
+            assert!(saw_reconnect);
+            assert_eq!(n.call("add", "[3,4]").await.unwrap(), v("[7]"));
+        }),
+    )
+    .await;
+}

@@ -17,10 +17,12 @@
 //   {"id":6,"cmd":"bench","mode":"sequential|pipelined","n":5000,"rounds":5}
 //                                                               → ok: {"median":calls/s,…}
 //   {"id":7,"cmd":"close"}                                       → ok: true
+//   {"id":8,"cmd":"heartbeats"}           → ok: {"pings":n,"pongs":m} received so far
+// `connect` also takes "heartbeat": ms (client.heartbeatInterval) and "reconnect": true.
 // Every event the server sends is printed as {"event":{"interface":…,"name":…,"args":"<mdsf>"}};
 // a closed connection as {"closed":true}.
 // The client application has `clientSide.greet(who)` → 'hello <who> from node'.
-// Reconnection is off. Exits when stdin ends.
+// Reconnection is off unless `reconnect` is true. Exits when stdin ends.
 
 const readline = require('readline');
 const jstp = require('@metarhia/jstp');
@@ -64,14 +66,20 @@ const application = new jstp.Application(
 );
 
 let connection = null;
+const heartbeats = { pings: 0, pongs: 0 };
 
 const connect = (cmd, cb) => {
   // `reconnect: true` keeps Node's default reconnector (resume with the session strategy).
   const client = cmd.reconnect ? { application } : { application, reconnector: () => {} };
+  if (cmd.heartbeat) client.heartbeatInterval = cmd.heartbeat;
   if (cmd.login) client.connectPolicy = new jstp.SimpleConnectPolicy(cmd.login[0], cmd.login[1]);
   const done = (err, conn) => {
     if (err) return cb(err);
     connection = conn;
+    conn.on('incomingMessage', (message) => {
+      if (message.ping) heartbeats.pings++;
+      if (message.pong) heartbeats.pongs++;
+    });
     conn.on('close', () => out({ closed: true }));
     conn.on('error', (e) => process.stderr.write(`connection error: ${e}\n`));
     cb(null, conn.session ? conn.session.id : null);
@@ -174,6 +182,9 @@ rl.on('line', (line) => {
         break;
       case 'bench':
         bench(cmd, reply);
+        break;
+      case 'heartbeats':
+        reply(null, heartbeats);
         break;
       case 'close':
         connection.close();

@@ -14,6 +14,7 @@
 //   asyncAdd(a, b) → async                 asyncFail() → rejects with an Error (answered 16)
 //   version() → the app version            callClient(who) → calls clientSide.greet(who)
 //   whoami() → the user name
+// Interface `slow`: sleep(ms) → ms, after ms milliseconds (a reply lost in a cut).
 // Event handler: calculator.hello(...args) → emits calculator.helloBack(...args).
 // Auth: login user/secret; strategy `token` with ['abc'] → user 'token-user'.
 //
@@ -24,6 +25,8 @@
 //   {"cmd":"callAll","interface":"i","method":"m","args":"[...]"}   → {"reply":"callAll",
 //        "results":[{"ok":"<mdsf list>"}|{"error":{code,message}}]}
 //   {"cmd":"clients"}  → {"reply":"clients","count":n}
+//   {"cmd":"heartbeats"}  → {"reply":"heartbeats","pings":n,"pongs":m}: the pings and pongs
+//        received from clients so far (`--heartbeat <ms>` makes the server ping every ms)
 // Exits when stdin ends.
 
 const fs = require('fs');
@@ -98,6 +101,11 @@ const makeApi = (version) => ({
       cb(null, connection.username);
     },
   },
+  slow: {
+    sleep(connection, ms, cb) {
+      setTimeout(() => cb(null, ms), ms);
+    },
+  },
 });
 
 const eventHandlers = {
@@ -130,7 +138,13 @@ const options = {
   heartbeatInterval: heartbeat ? Number(heartbeat[0]) : undefined,
 };
 const servers = [];
+const heartbeats = { pings: 0, pongs: 0 };
 const onEvents = (server) => {
+  server.on('log', (connection, event, message) => {
+    if (event !== 'incomingMessage' || !message) return;
+    if (message.ping) heartbeats.pings++;
+    if (message.pong) heartbeats.pongs++;
+  });
   server.on('connect', (c) => out({ event: 'connect', id: c.id, username: c.username }));
   server.on('disconnect', (c) => out({ event: 'disconnect', id: c.id }));
   server.on('connectionError', (e) => process.stderr.write(`connectionError: ${e}\n`));
@@ -184,6 +198,8 @@ rl.on('line', (line) => {
     const a = mdsf.parse(cmd.args);
     for (const s of servers) s.broadcast(cmd.interface, cmd.event, ...a);
     out({ reply: 'broadcast' });
+  } else if (cmd.cmd === 'heartbeats') {
+    out(Object.assign({ reply: 'heartbeats' }, heartbeats));
   } else if (cmd.cmd === 'clients') {
     out({ reply: 'clients', count: allClients().length });
   } else if (cmd.cmd === 'callAll') {
