@@ -551,10 +551,10 @@ pub(crate) struct TaskParts {
     pub(crate) max_buffered: usize,
     /// An imported session to continue.
     pub(crate) restore_from: Option<crate::session::SessionSnapshot>,
-}
-
     /// Server: the writer of this session to the session storage provider.
     pub(crate) persist: Option<crate::storage::Hook>,
+}
+
 /// Build the shared state and the handle of a connection whose handshake is done.
 pub(crate) fn new_connection(
     shared: Shared,
@@ -579,9 +579,9 @@ pub(crate) fn new_connection(
             heartbeat: Heartbeat::default(),
             max_buffered: 0,
             restore_from: None,
+            persist: None,
         },
     )
-            persist: None,
 }
 
 /// The connection task.
@@ -606,10 +606,10 @@ pub(crate) struct Task {
     keep: Option<mpsc::Sender<Command>>,
     /// The application methods are dispatched to, and the [`AppSlot`] generation it is of.
     app: (u64, Arc<Application>),
-}
-
     /// Server: the writer of this session to the session storage provider.
     persist: Option<crate::storage::Hook>,
+}
+
 /// How the loop ended.
 enum End {
     /// Closed on purpose or by the peer: flush what is queued, then shut down.
@@ -650,9 +650,9 @@ impl Task {
             last_heard: tokio::time::Instant::now(),
             keep: None,
             app,
+            persist: parts.persist,
         }
     }
-            persist: parts.persist,
 
     fn connection(&self) -> Connection {
         let tx = self.weak_tx.upgrade().unwrap_or_else(|| mpsc::channel(1).0);
@@ -729,14 +729,14 @@ impl Task {
         if let Some(o) = &self.observer {
             o.detached(&self.connection());
         }
-        let mut resume = std::mem::replace(&mut self.resume, Resume::Never);
-        let session_id = self.shared.session_id.get().to_owned();
         if self.persist.is_some() {
             let snapshot = self.snapshot();
             if let Some(p) = &mut self.persist {
                 p.detached(snapshot);
             }
         }
+        let mut resume = std::mem::replace(&mut self.resume, Resume::Never);
+        let session_id = self.shared.session_id.get().to_owned();
         let received = self.outbox.received;
         let hub = self.shared.hub.clone();
         let result = {
@@ -914,11 +914,11 @@ impl Task {
         if let Some(o) = &self.observer {
             o.restored(&self.connection());
         }
-        self.keep = None;
-        self.shared.hub.set_state(ConnectionState::Connected);
         if let Some(p) = &mut self.persist {
             p.restored();
         }
+        self.keep = None;
+        self.shared.hub.set_state(ConnectionState::Connected);
         self.shared.hub.emit(ConnectionEvent::Restored {
             peer_received,
             replayed,
@@ -1062,11 +1062,11 @@ impl Task {
                 }
                 return End::Abort(Some(e));
             }
-        }
-    }
             if let Some(p) = &mut self.persist {
                 p.turn(self.outbox.mark());
             }
+        }
+    }
 
     fn grace_deadline(&self) -> tokio::time::Instant {
         self.shared.closing.store(true, Ordering::Release);
@@ -1363,11 +1363,11 @@ impl Task {
         for (_, reply) in self.pending.drain() {
             let _ = reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
         }
-        // Dropping the receiver closes the socket now.
-        drop(self.rx.take());
         if let Some(p) = self.persist.take() {
             p.finished(self.snapshot());
         }
+        // Dropping the receiver closes the socket now.
+        drop(self.rx.take());
         self.cmd_rx.close();
         let error = error.map(Arc::new);
         if let Some(e) = &error {
