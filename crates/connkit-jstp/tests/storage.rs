@@ -260,3 +260,94 @@ async fn a_failing_provider_costs_restores_and_nothing_else() {
     })
     .await;
 }
+
+/// The Node client (`tests/interop/node/jstp_client.js`), driven over stdin.
+struct NodeClient {
+    proc: connkit_testkit::NodeProcess,
+    next: u64,
+}
+
+impl NodeClient {
+    async fn cmd(&mut self, mut cmd: serde_json::Value) -> serde_json::Value {
+        self.next += 1;
+        cmd["id"] = serde_json::json!(self.next);
+        self.proc.write_line(&cmd.to_string()).await.unwrap();
+        loop {
+            let line = self
+                .proc
+                .next_line(Duration::from_secs(20))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("node client exited: {}", self.proc.stderr()));
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == serde_json::json!(self.next) {
+                assert!(v.get("error").is_none(), "{v}");
+                return v["ok"].clone();
+            }
+        }
+    }
+}
+
+/// A Node client (`@metarhia/jstp` 2.3.0, its own reconnector) resumes on the Rust server
+/// after the live entry of its session expired: restored from storage (path B) on a new
+/// connection, with an event and a call made while offline delivered.
+#[tokio::test]
+async fn a_node_client_resumes_through_path_b() {
+    let node = connkit_testkit::require_node!();
+    within(
+        60,
+        Box::pin(async {
+            let storage = MemoryStorage::new();
+            let f = Fixture::start_with(|o| {
+                o.client_expiration_time(Duration::from_millis(50))
+                    .session_storage(storage.clone())
+            })
+            .await;
+            let mut events = f.server.events();
+            let proxy = connkit_testkit::FaultProxy::start(tcp_addr(&f))
+                .await
+                .unwrap();
+            let mut proc = node.spawn("jstp_client.js", Vec::<String>::new()).unwrap();
+            proc.wait_ready(Duration::from_secs(20)).await.unwrap();
+            let mut n = NodeClient { proc, next: 0 };
+            let sid = n
+                .cmd(serde_json::json!({"cmd":"connect","transport":"net",
+                    "app":"testApp@^1.0.0","port":proxy.addr().port(),"reconnect":true}))
+                .await;
+            let first = connected(&mut events).await;
+            assert_eq!(sid, serde_json::json!(first.session_id()));
+            let add = serde_json::json!({"cmd":"call","interface":"calculator",
+                "method":"add","args":"[1,2]"});
+            assert_eq!(n.cmd(add).await, serde_json::json!("[3]"));
+            proxy.set_refuse(true);
+            proxy.cut_all();
+            // The live entry expires.
+            wait_closed(&first).await;
+            proxy.set_refuse(false);
+            n.cmd(
+                serde_json::json!({"cmd":"emit","interface":"calculator","event":"hello",
+                "args":"['offline']"}),
+            )
+            .await;
+            let add = serde_json::json!({"cmd":"call","interface":"calculator",
+                "method":"add","args":"[10,20]"});
+            assert_eq!(n.cmd(add).await, serde_json::json!("[30]"));
+            let mut restored = None;
+            let mut hello = false;
+            while restored.is_none() || !hello {
+                match events.next().await.unwrap().unwrap() {
+                    ServerEvent::Reconnect { client } => restored = Some(client),
+                    ServerEvent::Event { event, .. } if event.event == "hello" => {
+                        assert_eq!(event.args, vec![v("'offline'")]);
+                        hello = true;
+                    }
+                    _ => {}
+                }
+            }
+            let restored = restored.unwrap();
+            assert_ne!(restored.id(), first.id(), "a new connection (path B)");
+            assert_eq!(restored.session_id(), first.session_id());
+        }),
+    )
+    .await;
+}
