@@ -28,7 +28,12 @@
 //!
 //! Every per-connection failure stays inside that connection: a malformed frame, an oversize
 //! frame or a failing handler closes that one client and is reported as an event; the server
-//! and the other clients carry on. See `docs/ipc.md` for the differences from the Node library.
+//! and the other clients carry on.
+//!
+//! `docs/ipc.md` in the repository is the guide (server, client, topics, subscriptions and
+//! handlers, slow clients, offline queue, reconnecting, custom transcoders, errors, CLI) and
+//! lists every deliberate difference from the Node library under "Compatibility with
+//! socket-ipc 0.4.0". Its examples are compiled as doctests of this crate.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(
@@ -53,6 +58,11 @@ pub use router::{HandlerGuard, Subscription};
 pub use server::{Server, ServerEvent, ServerOptions, ServerState, SlowClient};
 pub use transcoder::{JsonTranscoder, Transcoder};
 pub use wire::Envelope;
+
+/// The examples of `docs/ipc.md`, compiled as doctests so the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/ipc.md")]
+struct Guide;
 
 use bytes::Bytes;
 use std::cell::RefCell;
