@@ -55,9 +55,7 @@ pub enum UnknownSession {
     /// credentials with no session) and carry on with a **new session id**. Everything of
     /// the old session is failed, never silently dropped: pending calls (sent or still
     /// buffered) fail with −1 (`CALLBACK_LOST`), and buffered events, pings and inspects
-    /// are discarded and counted in
-    /// [`ConnectionEvent::SessionReplaced`](crate::ConnectionEvent::SessionReplaced). The
-    /// default.
+    /// are discarded and counted in [`ConnectionEvent::SessionReplaced`]. The default.
     #[default]
     NewSession,
     /// Give up: the connection closes and its pending calls fail with −1.
