@@ -8,7 +8,8 @@ use connkit::Endpoint;
 use connkit::ipc::{
     ClientEvent, ClientOptions as IpcClientOptions, ServerOptions as IpcServerOptions,
 };
-use connkit::jstp::{ClientOptions, ServerOptions, Value};
+use connkit::jstp::storage::MemoryStorage;
+use connkit::jstp::{ClientOptions, ConnectionState, Reconnect, Server, ServerOptions, Value};
 use connkit::session::dev::DevServerOptions;
 use connkit::session::{ConnectRequest, SessionBackend};
 use futures_util::StreamExt;
@@ -169,6 +170,7 @@ pub(crate) async fn run() -> Result<(), Failure> {
     if let Some(s) = jstp_server.get() {
         s.close().await;
     }
+    jstp_restart(&mut tour).await;
 
     // IPC: a server, two clients, a broadcast, a restart, the clients reconnecting.
     let sock = dir.join("ipc.sock");
@@ -313,6 +315,91 @@ pub(crate) async fn run() -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::runtime(format!("{failed} demo step(s) failed")))
+    }
+}
+
+/// A JSTP server on `ep` serving the demo app, its sessions kept in `storage`.
+async fn jstp_demo_server(ep: Endpoint, storage: &MemoryStorage) -> Result<Server, String> {
+    let slot = Arc::new(OnceLock::new());
+    let server = ServerOptions::new()
+        .application(crate::jstp::demo_app(Arc::clone(&slot)))
+        .session_storage(storage.clone())
+        .listen([ep])
+        .await
+        .map_err(err)?;
+    let _ = slot.set(server.clone());
+    Ok(server)
+}
+
+/// Restore path B: the server stops, the client calls while offline, a new server on the
+/// same endpoint sharing the session storage takes the session over.
+async fn jstp_restart(tour: &mut Tour) {
+    let says = std::sync::Mutex::new(Vec::new());
+    let say = |line: String| {
+        if let Ok(mut s) = says.lock() {
+            s.push(line);
+        }
+    };
+    tour.step(
+        "JSTP server stopped and restarted, client resumes its session with the calls made while offline delivered",
+        async {
+            let storage = MemoryStorage::new();
+            let first = jstp_demo_server("tcp://127.0.0.1:0".parse().map_err(err)?, &storage).await?;
+            let ep = first.endpoints()[0].clone();
+            let client = ClientOptions::new()
+                .reconnect(
+                    Reconnect::new()
+                        .initial_delay(Duration::from_millis(50))
+                        .max_delay(Duration::from_millis(200))
+                        .jitter(Duration::ZERO),
+                )
+                .connect(&ep, "calc@^1.0.0")
+                .await
+                .map_err(err)?;
+            let conn = client.connection().clone();
+            let session = conn.session_id().to_owned();
+            let sum = conn
+                .call("calculator", "add", [Value::from(1), Value::from(2)])
+                .await
+                .map_err(err)?;
+            say(format!("add(1, 2) → {} in session {session}", Value::Array(sum)));
+            first.close().await;
+            let mut state = conn.state();
+            let _ = state.wait_for(|s| *s != ConnectionState::Connected).await;
+            say("server stopped (its sessions saved); add(10, 20) and add(30, 40) called while offline".into());
+            let offline: Vec<_> = [(10, 20), (30, 40)]
+                .into_iter()
+                .map(|(a, b)| {
+                    let conn = conn.clone();
+                    tokio::spawn(async move {
+                        conn.call("calculator", "add", [Value::from(a), Value::from(b)])
+                            .await
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let second = jstp_demo_server(ep.clone(), &storage).await?;
+            say(format!("a new server on {ep}, sharing the session storage"));
+            let mut answers = Vec::new();
+            for call in offline {
+                let r = call.await.map_err(err)?.map_err(err)?;
+                answers.push(Value::Array(r).to_string());
+            }
+            if conn.session_id() != session {
+                return Err(format!("a new session {} instead of {session}", conn.session_id()));
+            }
+            say(format!(
+                "resumed session {session} (same id); offline calls → {}",
+                answers.join(", ")
+            ));
+            conn.close().await;
+            second.close().await;
+            Ok(format!("session {session} resumed on the restarted server"))
+        },
+    )
+    .await;
+    for line in says.lock().map(|s| s.clone()).unwrap_or_default() {
+        tour.say(&line);
     }
 }
 

@@ -17,6 +17,7 @@ fn demo_runs_every_step_and_succeeds() {
     for needle in [
         "ticks(3) → [3] with events tick 1, 2, 3",
         "both clients reconnected",
+        "(same id); offline calls → [30], [70]",
         "scheduled → loading → starting → waiting → ready → terminating → terminated",
     ] {
         assert!(stdout.contains(needle), "missing `{needle}` in:\n{stdout}");

@@ -7,6 +7,7 @@
 //! | (always) | [`core`] | endpoints, transports (tcp, tls, unix, ws, wss), framing, backoff, events |
 //! | `reconnect` | `reconnect` | the keep-alive core: connector trait, backoff, keepalive, lifecycle events |
 //! | `jstp` | `jstp` | JSTP RPC client and server, wire-compatible with `@metarhia/jstp` 2.3.0 |
+//! | `jstp-redis` | `jstp::storage::RedisStorage` | JSTP server sessions in Redis: failover between processes |
 //! | `ipc` | `ipc` | socket-file IPC, wire-compatible with `@crussell52/socket-ipc` 0.4.0 |
 //! | `session` | `session` | session-backend client (Jamsocket v2 and Plane) and a local dev server |
 //! | `full` | | every protocol |
