@@ -974,3 +974,82 @@ async fn node_client_on_the_rust_server_gets_minus_one_for_a_lost_reply() {
     )
     .await;
 }
+
+/// A Node server that does not know the session answers the resume with 11; the Rust client
+/// then starts a new session there (the default `UnknownSession::NewSession`): the old
+/// session's pending call fails with −1, and the new session works.
+#[tokio::test]
+async fn rust_client_starts_a_new_session_when_a_node_server_answers_11() {
+    let node = connkit_testkit::require_node!();
+    within(
+        60,
+        Box::pin(async {
+            let a = NodeServer::start(&node).await;
+            let b = NodeServer::start(&node).await;
+            let upstream: std::net::SocketAddr =
+                format!("127.0.0.1:{}", a.endpoint(Transport::Tcp).port().unwrap())
+                    .parse()
+                    .unwrap();
+            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
+            let ep: connkit_core::Endpoint = format!("tcp://{}", proxy.addr()).parse().unwrap();
+            let c = ClientOptions::new()
+                .login("user", "secret")
+                .reconnect(
+                    connkit_jstp::Reconnect::new()
+                        .initial_delay(Duration::from_millis(20))
+                        .max_delay(Duration::from_millis(100))
+                        .jitter(Duration::ZERO),
+                )
+                // Server b shares nothing with a: it answers the resume with 11.
+                .fallback_endpoints([b.endpoint(Transport::Tcp)])
+                .connect(&ep, "calc@^1.0.0")
+                .await
+                .unwrap();
+            let old = c.session_id().to_owned();
+            let mut events = c.events();
+            proxy.set_refuse(true);
+            proxy.cut_all();
+            c.state()
+                .wait_for(|s| *s == connkit_jstp::ConnectionState::Disconnected)
+                .await
+                .unwrap();
+            let offline = {
+                let c = c.clone();
+                tokio::spawn(async move { c.call("calculator", "answer", []).await })
+            };
+            let (new, saw_11) = {
+                let mut saw_11 = false;
+                loop {
+                    match events.next().await.unwrap().unwrap() {
+                        connkit_jstp::ConnectionEvent::ReconnectFailed { error, .. } => {
+                            saw_11 |=
+                                matches!(&*error, Error::Remote(e) if e.code() == ERR_AUTH_FAILED);
+                        }
+                        connkit_jstp::ConnectionEvent::SessionReplaced { old: o, new, .. } => {
+                            assert_eq!(o, old);
+                            break (new, saw_11);
+                        }
+                        connkit_jstp::ConnectionEvent::Restored { .. }
+                        | connkit_jstp::ConnectionEvent::Closed { .. } => {
+                            panic!("expected a new session")
+                        }
+                        _ => {}
+                    }
+                }
+            };
+            assert!(saw_11);
+            assert_ne!(new, old);
+            assert_eq!(c.session_id(), new);
+            assert_eq!(
+                code(offline.await.unwrap()),
+                connkit_jstp::error::ERR_CALLBACK_LOST
+            );
+            // Logged in again on b.
+            assert_eq!(
+                c.call("calculator", "whoami", []).await.unwrap(),
+                vec![v("'user'")]
+            );
+        }),
+    )
+    .await;
+}
