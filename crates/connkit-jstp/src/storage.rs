@@ -59,7 +59,7 @@ pub const DEFAULT_WRITE_INTERVAL: Duration = Duration::from_millis(100);
 /// How long one provider operation may take before the server gives up on it.
 pub const DEFAULT_STORAGE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What a server needs to restore a session (serde; JSON in [`RedisStorage`]).
+/// What a server needs to restore a session (serde; JSON in `RedisStorage`).
 ///
 /// The id is a bearer credential: whoever knows it can take the session over.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -143,7 +143,7 @@ pub type StorageFuture<'a, T> =
 
 /// Where a server keeps sessions beyond its live index (spec §6.3, path B): Node's session
 /// storage provider. Object safe; share one between servers (processes, for a backend such
-/// as [`RedisStorage`]) for failover.
+/// as `RedisStorage`, feature `redis`) for failover.
 ///
 /// The server calls it from background tasks, one operation at a time per session, with a
 /// time limit ([`ServerOptions::storage_timeout`](crate::ServerOptions::storage_timeout)).
