@@ -1044,7 +1044,14 @@ async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
         // Path B: a new connection continues the stored session; the task answers the
         // handshake and replays, and the observer announces it as a reconnect.
         debug!(id = client.id(), session = %client.session_id(), "session restored from storage");
-        parts.restore_from = Some(stored.to_snapshot());
+        let mut snapshot = stored.to_snapshot();
+        // A stored copy may be older than what the client saw (its server died between
+        // two writes): continue below the last id the client received, too.
+        let seen = i64::try_from(peer_received).unwrap_or(i64::MAX);
+        snapshot.next_id = snapshot
+            .next_id
+            .min(seen.saturating_neg().saturating_sub(1));
+        parts.restore_from = Some(snapshot);
         if parts.max_buffered == 0 {
             parts.max_buffered = shared.max_buffered;
         }

@@ -351,3 +351,37 @@ async fn a_node_client_resumes_through_path_b() {
     )
     .await;
 }
+
+/// A stored copy older than what the client saw (its server was killed between two writes):
+/// the server answers with the stored `receivedCount`, and its ids continue below both the
+/// stored next id and the last id the client received.
+#[tokio::test]
+async fn a_stale_stored_copy_still_gives_ids_below_what_the_client_saw() {
+    within(30, async {
+        let storage = MemoryStorage::new();
+        let sid = "6f1c3f7e-5a7b-4f0e-9d55-3c1a2b4d5e6f";
+        let stale: StoredSession = serde_json::from_value(serde_json::json!({
+            "id": sid, "username": null, "receivedCount": 2, "nextId": -2,
+            "deliveredCount": 0, "buffer": [[-1, "{event:[-1,'calculator'],tick:[1,'1.0.0']}"]],
+            "appName": "testApp", "appVersion": "1.0.0"
+        }))
+        .unwrap();
+        storage.set(sid, &stale).await.unwrap();
+        let f = Fixture::start_with(|o| o.session_storage(storage.clone())).await;
+        let mut raw = Raw::connect(tcp_addr(&f)).await;
+        // The client had received the server's messages up to -5.
+        raw.send(&format!(
+            "{{handshake:[0,'testApp','^1.0.0'],session:['{sid}',5]}}"
+        ))
+        .await;
+        assert_eq!(raw.frame().await, "{handshake:[0],ok:2}");
+        // -1 is not sent again (the client has it); the next id is -6.
+        raw.send("{call:[3,'calculator'],ticker:[1]}").await;
+        assert_eq!(
+            raw.frame().await,
+            "{event:[-6,'calculator'],tick:[1,'1.0.0']}"
+        );
+        assert_eq!(raw.frame().await, "{callback:[3],ok:[1]}");
+    })
+    .await;
+}
