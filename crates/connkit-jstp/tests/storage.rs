@@ -385,3 +385,85 @@ async fn a_stale_stored_copy_still_gives_ids_below_what_the_client_saw() {
     })
     .await;
 }
+
+/// Counts writes and how many are in flight at once; each write takes a while.
+#[derive(Clone, Default)]
+struct Counting {
+    inner: MemoryStorage,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    max_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SessionStorageProvider for Counting {
+    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<StoredSession>> {
+        self.inner.get(id)
+    }
+    fn set<'a>(&'a self, id: &'a str, s: &'a StoredSession) -> StorageFuture<'a, ()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, SeqCst);
+            self.writes.fetch_add(1, SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let r = self.inner.set(id, s).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            r
+        })
+    }
+    fn set_inactive<'a>(&'a self, id: &'a str) -> StorageFuture<'a, ()> {
+        self.inner.set_inactive(id)
+    }
+    fn remove<'a>(&'a self, id: &'a str) -> StorageFuture<'a, ()> {
+        self.inner.remove(id)
+    }
+}
+
+#[tokio::test]
+async fn live_writes_are_coalesced_and_a_deliberate_close_removes_the_session() {
+    use std::sync::atomic::Ordering::SeqCst;
+    within(30, async {
+        let storage = Counting::default();
+        let f = Fixture::start_with(|o| {
+            o.session_storage(storage.clone())
+                .session_write_interval(Duration::from_millis(20))
+        })
+        .await;
+        let mut events = f.server.events();
+        let c = f
+            .client_opts()
+            .connect(&f.endpoint(Transport::Tcp), "testApp@^1.0.0")
+            .await
+            .unwrap();
+        let on_server = connected(&mut events).await;
+        let sid = c.session_id().to_owned();
+        // A burst of calls from several tasks.
+        let mut calls = Vec::new();
+        for i in 0..200 {
+            let c = c.clone();
+            calls.push(tokio::spawn(async move {
+                c.call("calculator", "add", [v(&i.to_string()), v("1")])
+                    .await
+            }));
+        }
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        // The stored copy catches up with the last call.
+        loop {
+            let s = storage.inner.get(&sid).await.unwrap();
+            if s.is_some_and(|s| s.received_count == 200) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(storage.max_in_flight.load(SeqCst), 1, "one write at a time");
+        assert!(storage.writes.load(SeqCst) <= 200);
+        // The server closes the live connection on purpose: the session is over.
+        on_server.close().await;
+        while !storage.inner.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
