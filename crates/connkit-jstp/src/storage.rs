@@ -147,6 +147,9 @@ pub type StorageFuture<'a, T> =
 ///
 /// The server calls it from background tasks, one operation at a time per session, with a
 /// time limit ([`ServerOptions::storage_timeout`](crate::ServerOptions::storage_timeout)).
+/// A future past that limit is dropped, so implementations must be cancel safe: a dropped
+/// `set` may or may not have stored the session, and must leave the previous value or the
+/// new one, nothing in between.
 ///
 /// ```
 /// use connkit_jstp::storage::{SessionStorageProvider, StorageFuture, StoredSession};

@@ -22,7 +22,8 @@ pub const DEFAULT_KEY_PREFIX: &str = "connkit:jstp:session:";
 /// touch the time to live: the server that restores the session writes it at once.
 ///
 /// One multiplexed connection is shared by all operations; after a failure it is dropped
-/// and the next operation connects again.
+/// and the next operation connects again. Every operation is cancel safe: each is a single
+/// Redis command, which a dropped future either sent whole or not at all.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
