@@ -241,3 +241,29 @@ async fn redis_storage_keeps_sessions_under_its_prefix_with_a_time_to_live() {
     })
     .await;
 }
+
+/// `--session-storage` that cannot work: a usage error (2) for a bad value, a runtime
+/// failure (1) for a Redis that does not answer. Needs no Redis.
+#[tokio::test]
+async fn serve_refuses_a_session_storage_it_cannot_use() {
+    within(60, async {
+        let serve = |storage: &str| {
+            Command::new(BIN)
+                .args(["jstp", "serve", "--demo", "--listen", "tcp://127.0.0.1:0"])
+                .args(["--session-storage", storage])
+                .output()
+        };
+        let out = serve("foo").await.unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--session-storage must be"));
+        let port = connkit_testkit::net::free_tcp_port().unwrap();
+        let out = serve(&format!("redis://127.0.0.1:{port}")).await.unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot use the session storage"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+    .await;
+}
