@@ -28,6 +28,7 @@
 use futures_util::Stream;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::BroadcastStream;
@@ -47,7 +48,10 @@ pub struct Lagged {
 /// The publishing side: owned by the task that drives a connection or server.
 pub struct EventHub<S, E> {
     state: watch::Sender<S>,
-    events: broadcast::Sender<E>,
+    /// Made on the first subscription: a broadcast channel allocates its whole ring at once,
+    /// which an idle connection nobody watches should not pay for.
+    events: Arc<OnceLock<broadcast::Sender<E>>>,
+    capacity: usize,
 }
 
 impl<S, E> fmt::Debug for EventHub<S, E>
@@ -57,7 +61,13 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventHub")
             .field("state", &*self.state.borrow())
-            .field("subscribers", &self.events.receiver_count())
+            .field(
+                "subscribers",
+                &self
+                    .events
+                    .get()
+                    .map_or(0, broadcast::Sender::receiver_count),
+            )
             .finish()
     }
 }
@@ -66,7 +76,8 @@ impl<S, E> Clone for EventHub<S, E> {
     fn clone(&self) -> Self {
         Self {
             state: self.state.clone(),
-            events: self.events.clone(),
+            events: Arc::clone(&self.events),
+            capacity: self.capacity,
         }
     }
 }
@@ -80,17 +91,19 @@ where
     /// (at least 1).
     #[must_use]
     pub fn new(initial: S, capacity: usize) -> Self {
-        let (events, _) = broadcast::channel(capacity.max(1));
         Self {
             state: watch::Sender::new(initial),
-            events,
+            events: Arc::new(OnceLock::new()),
+            capacity: capacity.max(1),
         }
     }
 
     /// Publish an event to every current subscriber. Never blocks; with no subscriber the
     /// event is dropped.
     pub fn emit(&self, event: E) {
-        let _ = self.events.send(event);
+        if let Some(tx) = self.events.get() {
+            let _ = tx.send(event);
+        }
     }
 
     /// Replace the state and wake every watcher.
@@ -119,14 +132,20 @@ where
     #[must_use]
     pub fn subscribe(&self) -> EventStream<E> {
         EventStream {
-            inner: BroadcastStream::new(self.events.subscribe()),
+            inner: BroadcastStream::new(
+                self.events
+                    .get_or_init(|| broadcast::channel(self.capacity).0)
+                    .subscribe(),
+            ),
         }
     }
 
     /// How many event subscribers there are now.
     #[must_use]
     pub fn subscriber_count(&self) -> usize {
-        self.events.receiver_count()
+        self.events
+            .get()
+            .map_or(0, broadcast::Sender::receiver_count)
     }
 }
 

@@ -24,7 +24,6 @@ use futures_util::StreamExt;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tracing::{Instrument, debug};
 
 /// Which application to ask for: a name and optionally a version or node-semver range.
@@ -462,7 +461,7 @@ impl ClientOptions {
             _ => None,
         };
         debug!(%session_id, "connected");
-        let (remote_events, _) = broadcast::channel(REMOTE_EVENT_CAPACITY);
+        let remote_events = crate::connection::RemoteEventsTx::new(REMOTE_EVENT_CAPACITY);
         let state = Shared {
             id: next_connection_id(),
             role: Role::Client,

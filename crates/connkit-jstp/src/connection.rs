@@ -312,6 +312,34 @@ impl AppSlot {
     }
 }
 
+/// Where a connection's remote events go to [`Connection::remote_events`] subscribers. The
+/// broadcast channel allocates its whole ring at once, so it is made on the first
+/// subscription: an idle connection nobody listens to does not pay for it.
+pub(crate) struct RemoteEventsTx {
+    tx: std::sync::OnceLock<broadcast::Sender<RemoteEvent>>,
+    capacity: usize,
+}
+
+impl RemoteEventsTx {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            tx: std::sync::OnceLock::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The channel, when somebody has subscribed.
+    fn get(&self) -> Option<&broadcast::Sender<RemoteEvent>> {
+        self.tx.get().filter(|tx| tx.receiver_count() > 0)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<RemoteEvent> {
+        self.tx
+            .get_or_init(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+}
+
 /// What the handles and the task share; fixed once the handshake is done.
 pub(crate) struct Shared {
     pub(crate) id: u64,
@@ -327,7 +355,7 @@ pub(crate) struct Shared {
     pub(crate) username: Option<String>,
     pub(crate) session_id: crate::session::SessionId,
     pub(crate) hub: EventHub<ConnectionState, ConnectionEvent>,
-    pub(crate) remote_events: broadcast::Sender<RemoteEvent>,
+    pub(crate) remote_events: RemoteEventsTx,
     pub(crate) stop: CancellationToken,
     pub(crate) closing: AtomicBool,
     pub(crate) max_message_len: usize,
@@ -506,16 +534,30 @@ impl Out {
     /// Queue the turn's frames; what does not fit waits in `overflow` (the task then stops
     /// taking commands, and past a limit stops reading, until the writer catches up).
     fn flush(&mut self) -> Result<()> {
+        // Frames left over from earlier turns first, as many as fit now.
+        while let Some(frame) = self.overflow.front() {
+            match self.tx.try_send(frame.clone()) {
+                Ok(()) => {}
+                Err(e) => match e.kind() {
+                    connkit_core::ErrorKind::QueueFull => break,
+                    connkit_core::ErrorKind::Closed => return Err(Error::Transport(e)),
+                    _ => warn!(error = %e, "dropping a frame the transport refused"),
+                },
+            }
+            self.overflow.pop_front();
+        }
         for frame in self.batch.drain(..) {
-            if self.overflow.is_empty() && self.tx.queue_room() > 0 {
-                if let Err(e) = self.tx.try_send(frame) {
-                    if e.kind() == connkit_core::ErrorKind::Closed {
-                        return Err(Error::Transport(e));
-                    }
-                    warn!(error = %e, "dropping a frame the transport refused");
-                }
-            } else {
+            if !self.overflow.is_empty() {
                 self.overflow.push_back(frame);
+                continue;
+            }
+            // A stream transport copies the frame into its buffer; the clone is a count.
+            if let Err(e) = self.tx.try_send(frame.clone()) {
+                match e.kind() {
+                    connkit_core::ErrorKind::QueueFull => self.overflow.push_back(frame),
+                    connkit_core::ErrorKind::Closed => return Err(Error::Transport(e)),
+                    _ => warn!(error = %e, "dropping a frame the transport refused"),
+                }
             }
         }
         Ok(())
@@ -1033,7 +1075,10 @@ impl Task {
                                 };
                             }
                             Some(Ok(bytes)) => {
-                                self.last_heard = tokio::time::Instant::now();
+                                // Once per batch: reading the clock per frame shows up.
+                                if budget == TURN_BATCH {
+                                    self.last_heard = tokio::time::Instant::now();
+                                }
                                 if let Err(e) = self.on_frame(&bytes) {
                                     debug!(error = %e, "closing: protocol violation");
                                     self.out.flush().ok();
@@ -1330,8 +1375,8 @@ impl Task {
                 message,
             }),
         }
-        if self.shared.remote_events.receiver_count() > 0 {
-            let _ = self.shared.remote_events.send(ev);
+        if let Some(tx) = self.shared.remote_events.get() {
+            let _ = tx.send(ev);
         }
     }
 

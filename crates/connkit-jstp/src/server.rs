@@ -31,7 +31,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
@@ -996,7 +996,7 @@ async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
         }
         return;
     }
-    let (remote_events, _) = broadcast::channel(REMOTE_EVENT_CAPACITY);
+    let remote_events = crate::connection::RemoteEventsTx::new(REMOTE_EVENT_CAPACITY);
     let state = Shared {
         id: next_connection_id(),
         role: Role::Server,

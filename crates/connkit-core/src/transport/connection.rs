@@ -3,6 +3,7 @@
 
 use super::io::{BoxRead, BoxWrite, IoStream};
 use super::options::TransportOptions;
+use super::queue::{QueueError, StreamQueue, Take};
 use crate::endpoint::Scheme;
 use crate::error::{Error, ErrorKind, Result};
 use crate::framing::{DelimiterCodec, FrameError};
@@ -23,10 +24,10 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{Instrument, debug, trace};
 
-/// How many queued messages the writer takes per batch (one write call for stream sockets).
+/// How many queued messages the WebSocket writer takes per batch.
 const WRITE_BATCH: usize = 128;
-/// A write buffer that grew past this is released after use.
-const WRITE_BUF_KEEP: usize = 1 << 20;
+/// A stream writer idle this long lets go of its buffers.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What is known about a connection's other end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,13 +94,11 @@ impl Connection {
             .map_err(|e| Error::with_source(ErrorKind::InvalidConfig, "frame delimiter", e))?;
         let (read, write) = io.into_split();
         let stop = CancellationToken::new();
-        let (tx, rx) = mpsc::channel(opts.outbound_capacity);
+        let queue = StreamQueue::new(opts.outbound_capacity);
         let span = tracing::debug_span!("connkit.writer", peer = %info.peer, scheme = %info.scheme);
-        tokio::spawn(
-            write_stream(rx, write, codec.delimiter().to_vec(), stop.clone()).instrument(span),
-        );
+        tokio::spawn(write_stream(Arc::clone(&queue), write, stop.clone()).instrument(span));
         let sender = MessageSender {
-            tx,
+            tx: Tx::Stream(StreamTx(queue)),
             check: Arc::new(SendCheck::Delimited(codec.clone())),
         };
         let receiver = MessageReceiver {
@@ -132,7 +131,7 @@ impl Connection {
         };
         Self {
             sender: MessageSender {
-                tx,
+                tx: Tx::Ws(tx),
                 check: Arc::new(check),
             },
             receiver: MessageReceiver {
@@ -164,25 +163,71 @@ enum SendCheck {
 
 /// The sending half: cheap to [`Clone`], shared by every task that writes to this connection.
 ///
-/// Messages go through a bounded queue to one writer task, which batches whatever is queued
-/// into one write. When the queue is full, [`send`](Self::send) waits, so memory stays
-/// bounded however fast callers produce.
+/// Messages go through a bounded queue to one writer task, which writes whatever is queued
+/// with one write (stream sockets: the queue is one byte buffer the frames are copied into).
+/// When the queue is full, [`send`](Self::send) waits, so memory stays bounded however fast
+/// callers produce.
 #[derive(Clone)]
 pub struct MessageSender {
-    tx: mpsc::Sender<Outgoing>,
+    tx: Tx,
     check: Arc<SendCheck>,
+}
+
+#[derive(Clone)]
+enum Tx {
+    Stream(StreamTx),
+    Ws(mpsc::Sender<Outgoing>),
+}
+
+/// A counted handle on a stream queue: the writer finishes once the last one is dropped.
+struct StreamTx(Arc<StreamQueue>);
+
+impl Clone for StreamTx {
+    fn clone(&self) -> Self {
+        self.0.add_sender();
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for StreamTx {
+    fn drop(&mut self) {
+        self.0.remove_sender();
+    }
+}
+
+fn queue_error(e: QueueError) -> Error {
+    match e {
+        QueueError::Full => Error::new(ErrorKind::QueueFull, "the outbound queue is full"),
+        QueueError::Closed => Error::closed(),
+    }
 }
 
 impl fmt::Debug for MessageSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageSender")
-            .field("closed", &self.tx.is_closed())
-            .field("queue_room", &self.tx.capacity())
+            .field("closed", &self.is_closed())
+            .field("queue_room", &self.queue_room())
             .finish()
     }
 }
 
 impl MessageSender {
+    /// The delimiter of a stream connection after checking that `msg` can be framed.
+    fn check_stream(&self, msg: &[u8]) -> Result<&[u8]> {
+        match &*self.check {
+            SendCheck::Delimited(codec) => {
+                codec.check_message(msg).map_err(|e| {
+                    Error::with_source(ErrorKind::InvalidMessage, "cannot frame the message", e)
+                })?;
+                Ok(codec.delimiter())
+            }
+            SendCheck::WsText(_) | SendCheck::WsBinary(_) => Err(Error::new(
+                ErrorKind::InvalidMessage,
+                "not a stream connection",
+            )),
+        }
+    }
+
     fn prepare(&self, msg: Bytes) -> Result<Outgoing> {
         let invalid = |e: FrameError| {
             Error::with_source(ErrorKind::InvalidMessage, "cannot frame the message", e)
@@ -218,8 +263,17 @@ impl MessageSender {
     /// delimiter, is too long, or is not UTF-8 on a text WebSocket);
     /// [`ErrorKind::Closed`] when the connection is closed.
     pub async fn send(&self, msg: impl Into<Bytes>) -> Result<()> {
-        let out = self.prepare(msg.into())?;
-        self.tx.send(out).await.map_err(|_| Error::closed())
+        let msg = msg.into();
+        match &self.tx {
+            Tx::Stream(q) => {
+                let delimiter = self.check_stream(&msg)?;
+                q.0.push(&msg, delimiter).await.map_err(queue_error)
+            }
+            Tx::Ws(tx) => {
+                let out = self.prepare(msg)?;
+                tx.send(out).await.map_err(|_| Error::closed())
+            }
+        }
     }
 
     /// Queue one message if there is room now.
@@ -228,13 +282,22 @@ impl MessageSender {
     /// As [`send`](Self::send), and [`ErrorKind::QueueFull`] when there is no room (nothing
     /// was queued).
     pub fn try_send(&self, msg: impl Into<Bytes>) -> Result<()> {
-        let out = self.prepare(msg.into())?;
-        self.tx.try_send(out).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                Error::new(ErrorKind::QueueFull, "the outbound queue is full")
+        let msg = msg.into();
+        match &self.tx {
+            Tx::Stream(q) => {
+                let delimiter = self.check_stream(&msg)?;
+                q.0.try_push(&msg, delimiter).map_err(queue_error)
             }
-            mpsc::error::TrySendError::Closed(_) => Error::closed(),
-        })
+            Tx::Ws(tx) => {
+                let out = self.prepare(msg)?;
+                tx.try_send(out).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => {
+                        Error::new(ErrorKind::QueueFull, "the outbound queue is full")
+                    }
+                    mpsc::error::TrySendError::Closed(_) => Error::closed(),
+                })
+            }
+        }
     }
 
     /// Close gracefully: messages queued before this call are written, then the write side is
@@ -243,25 +306,39 @@ impl MessageSender {
     /// Cancel safe. Returns once the close is queued, not once it is written; await
     /// [`closed`](Self::closed) for that.
     pub async fn close(&self) {
-        let _ = self.tx.send(Outgoing::Close).await;
+        match &self.tx {
+            Tx::Stream(q) => q.0.close(),
+            Tx::Ws(tx) => {
+                let _ = tx.send(Outgoing::Close).await;
+            }
+        }
     }
 
     /// Completes when the writer has stopped (after a close, a write error, or the receiver
     /// being dropped). Cancel safe.
     pub async fn closed(&self) {
-        self.tx.closed().await;
+        match &self.tx {
+            Tx::Stream(q) => q.0.closed().await,
+            Tx::Ws(tx) => tx.closed().await,
+        }
     }
 
     /// Whether the writer has stopped.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        match &self.tx {
+            Tx::Stream(q) => q.0.is_stopped(),
+            Tx::Ws(tx) => tx.is_closed(),
+        }
     }
 
     /// How many more messages fit in the queue now.
     #[must_use]
     pub fn queue_room(&self) -> usize {
-        self.tx.capacity()
+        match &self.tx {
+            Tx::Stream(q) => q.0.room(),
+            Tx::Ws(tx) => tx.capacity(),
+        }
     }
 }
 
@@ -373,62 +450,46 @@ impl Stream for MessageReceiver {
     }
 }
 
-async fn write_stream(
-    mut rx: mpsc::Receiver<Outgoing>,
-    mut w: BoxWrite,
-    delimiter: Vec<u8>,
-    stop: CancellationToken,
-) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+async fn write_stream(queue: Arc<StreamQueue>, mut w: BoxWrite, stop: CancellationToken) {
+    let mut buf = BytesMut::new();
     let mut graceful = true;
-    'run: loop {
-        let n = tokio::select! {
+    // Buffers are kept while there is traffic and released after `IDLE_RELEASE` without
+    // any, so that an idle connection holds no write buffer.
+    let mut holding = false;
+    loop {
+        let take = tokio::select! {
             biased;
-            () = stop.cancelled() => { graceful = false; break 'run; }
-            n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
+            () = stop.cancelled() => { graceful = false; break; }
+            t = std::future::poll_fn(|cx| queue.poll_take(cx, &mut buf)) => t,
+            () = tokio::time::sleep(IDLE_RELEASE), if holding => {
+                buf = BytesMut::new();
+                queue.release_idle();
+                holding = false;
+                continue;
+            }
         };
-        if n == 0 {
-            break; // every sender is gone
+        let close = match take {
+            Take::Done => break, // closed, or every sender is gone
+            Take::Bytes { close } => close,
+        };
+        let res = tokio::select! {
+            biased;
+            () = stop.cancelled() => { graceful = false; break; }
+            res = w.write_all(&buf) => res,
+        };
+        if let Err(e) = res {
+            debug!(error = %e, "write failed; closing");
+            graceful = false;
+            break;
         }
-        let mut close = false;
-        for out in batch.drain(..) {
-            match out {
-                Outgoing::Raw(b) => {
-                    buf.extend_from_slice(&b);
-                    buf.extend_from_slice(&delimiter);
-                }
-                Outgoing::Text(t) => {
-                    buf.extend_from_slice(t.as_bytes());
-                    buf.extend_from_slice(&delimiter);
-                }
-                Outgoing::Close => {
-                    close = true;
-                    break;
-                }
-            }
-        }
-        if !buf.is_empty() {
-            let res = tokio::select! {
-                biased;
-                () = stop.cancelled() => { graceful = false; break 'run; }
-                res = w.write_all(&buf) => res,
-            };
-            if let Err(e) = res {
-                debug!(error = %e, "write failed; closing");
-                graceful = false;
-                break;
-            }
-            buf.clear();
-            if buf.capacity() > WRITE_BUF_KEEP {
-                buf = BytesMut::with_capacity(64 * 1024);
-            }
-        }
+        StreamQueue::recycle(&mut buf);
+        holding = true;
         if close {
             break;
         }
     }
-    rx.close();
+    queue.stop();
+    drop(buf);
     if graceful {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w.shutdown()).await;
     }

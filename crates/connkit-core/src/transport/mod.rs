@@ -37,6 +37,7 @@ mod connection;
 mod io;
 mod listener;
 mod options;
+mod queue;
 mod socket_file;
 mod ws;
 
