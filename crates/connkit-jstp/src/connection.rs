@@ -771,11 +771,8 @@ impl Task {
         if let Some(o) = &self.observer {
             o.detached(&self.connection());
         }
-        if self.persist.is_some() {
-            let snapshot = self.snapshot();
-            if let Some(p) = &mut self.persist {
-                p.detached(snapshot);
-            }
+        if let Some(p) = &mut self.persist {
+            p.detached();
         }
         let mut resume = std::mem::replace(&mut self.resume, Resume::Never);
         let session_id = self.shared.session_id.get().to_owned();
@@ -838,6 +835,9 @@ impl Task {
                                 let _ = reply.send(self.snapshot());
                             }
                             }
+                        }
+                        if let Some(p) = &mut self.persist {
+                            p.turn(self.outbox.mark());
                         }
                         if close {
                             break None;

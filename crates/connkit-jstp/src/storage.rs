@@ -444,12 +444,17 @@ pub(crate) struct SessionMeta {
     pub(crate) app_version: String,
 }
 
+/// What a session's writer does. Every write takes the connection's state **when it is
+/// made** (asked of its task), so a later write never stores an older state, except
+/// `Final`, which comes last.
 enum Job {
     /// The state changed: write it (coalesced).
     Changed,
-    /// Write this state, then stamp it inactive.
-    Inactive(SessionSnapshot),
-    /// Delete the session.
+    /// The transport is gone: write the state, then stamp it inactive.
+    Detached,
+    /// The connection ended with this state: write it, then stamp it inactive.
+    Final(SessionSnapshot),
+    /// The connection ended: delete the session.
     Remove,
 }
 
@@ -457,6 +462,8 @@ enum Job {
 pub(crate) struct Hook {
     jobs: mpsc::UnboundedSender<Job>,
     signaled: Arc<AtomicBool>,
+    /// The session waits for its client: writes are stamped inactive.
+    inactive: Arc<AtomicBool>,
     mark: (u64, Id, u64),
     detached: bool,
     shutdown: CancellationToken,
@@ -474,22 +481,29 @@ impl Hook {
     ) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
         let signaled = Arc::new(AtomicBool::new(true));
+        let inactive = Arc::new(AtomicBool::new(false));
         let _ = jobs.send(Job::Changed);
         let span = tracing::debug_span!("connkit.jstp.storage", session = %meta.id);
+        let flags = Flags {
+            signaled: Arc::clone(&signaled),
+            inactive: Arc::clone(&inactive),
+        };
         tracker.spawn(tracing::Instrument::instrument(
-            writer(storage.clone(), meta, rx, Arc::clone(&signaled), commands),
+            writer(storage.clone(), meta, rx, flags, commands),
             span,
         ));
         Self {
             jobs,
             signaled,
+            inactive,
             mark: (0, 0, 0),
             detached: false,
             shutdown,
         }
     }
 
-    /// After a turn of the connection task: `mark` is (received, next id, delivered).
+    /// After a turn of the connection task (also while it waits for its client): `mark` is
+    /// (received, next id, delivered).
     #[inline]
     pub(crate) fn turn(&mut self, mark: (u64, Id, u64)) {
         if mark != self.mark {
@@ -501,13 +515,15 @@ impl Hook {
     }
 
     /// The transport is gone; the session waits for its client.
-    pub(crate) fn detached(&mut self, snapshot: SessionSnapshot) {
+    pub(crate) fn detached(&mut self) {
         self.detached = true;
-        let _ = self.jobs.send(Job::Inactive(snapshot));
+        self.inactive.store(true, Ordering::Release);
+        let _ = self.jobs.send(Job::Detached);
     }
 
     /// The session is on a transport again.
     pub(crate) fn restored(&mut self) {
+        self.inactive.store(false, Ordering::Release);
         if std::mem::take(&mut self.detached) {
             // Stored as inactive: mark it active again with the current state.
             self.mark = (u64::MAX, 0, 0);
@@ -518,18 +534,26 @@ impl Hook {
     /// is closing, stays stored (inactive); a live one the server closed on purpose goes.
     pub(crate) fn finished(self, snapshot: SessionSnapshot) {
         if self.detached || self.shutdown.is_cancelled() {
-            let _ = self.jobs.send(Job::Inactive(snapshot));
+            let _ = self.jobs.send(Job::Final(snapshot));
         } else {
             let _ = self.jobs.send(Job::Remove);
         }
     }
 }
 
+/// What the connection task tells its writer besides the jobs.
+struct Flags {
+    /// A `Changed` job is queued or being handled.
+    signaled: Arc<AtomicBool>,
+    /// The session waits for its client.
+    inactive: Arc<AtomicBool>,
+}
+
 async fn writer(
     storage: Storage,
     meta: SessionMeta,
     mut jobs: mpsc::UnboundedReceiver<Job>,
-    signaled: Arc<AtomicBool>,
+    flags: Flags,
     commands: mpsc::WeakSender<Command>,
 ) {
     let id = meta.id.as_str();
@@ -543,15 +567,29 @@ async fn writer(
                     tokio::time::sleep_until(t + storage.write_interval).await;
                 }
                 // Changes from now on ask for another write.
-                signaled.store(false, Ordering::Release);
+                flags.signaled.store(false, Ordering::Release);
                 let Some(snapshot) = ask_snapshot(&commands, limit).await else {
                     continue;
                 };
                 let session = StoredSession::from_snapshot(snapshot, &meta);
                 last_write = Some(Instant::now());
-                report("set", id, bounded(limit, provider.set(id, &session)).await);
+                let set = bounded(limit, provider.set(id, &session)).await;
+                let ok = set.is_ok();
+                report("set", id, set);
+                if ok && flags.inactive.load(Ordering::Acquire) {
+                    let stamp = bounded(limit, provider.set_inactive(id)).await;
+                    report("set_inactive", id, stamp);
+                }
             }
-            Job::Inactive(snapshot) => {
+            Job::Detached | Job::Final(_) => {
+                let snapshot = match job {
+                    Job::Final(s) => s,
+                    // A task that is gone already sends its final state next.
+                    _ => match ask_snapshot(&commands, limit).await {
+                        Some(s) => s,
+                        None => continue,
+                    },
+                };
                 let session = StoredSession::from_snapshot(snapshot, &meta);
                 last_write = Some(Instant::now());
                 let set = bounded(limit, provider.set(id, &session)).await;

@@ -467,3 +467,54 @@ async fn live_writes_are_coalesced_and_a_deliberate_close_removes_the_session() 
     })
     .await;
 }
+
+/// What a server sends to a session that waits for its client is stored too (still
+/// inactive), so another server replays it.
+#[tokio::test]
+async fn messages_for_a_waiting_session_are_stored_and_replayed_elsewhere() {
+    within(30, async {
+        let storage = MemoryStorage::new();
+        let one = Fixture::start_with(|o| o.session_storage(storage.clone())).await;
+        let two = Fixture::start_with(|o| o.session_storage(storage.clone())).await;
+        let mut events = one.server.events();
+        let mut a = Raw::connect(tcp_addr(&one)).await;
+        a.send("{handshake:[0,'testApp','^1.0.0']}").await;
+        let reply = a.frame().await;
+        let sid = reply.split('\'').nth(1).unwrap().to_owned();
+        let on_server = connected(&mut events).await;
+        drop(a);
+        let mut st = on_server.state();
+        st.wait_for(|s| *s == ConnectionState::Disconnected)
+            .await
+            .unwrap();
+        on_server
+            .emit("calculator", "news", [v("'while away'")])
+            .await
+            .unwrap();
+        // Stored with the event, still inactive (`get` would clear the stamp: look last).
+        while !storage.is_inactive(&sid)
+            || storage
+                .clone()
+                .get(&sid)
+                .await
+                .unwrap()
+                .unwrap()
+                .buffer
+                .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The client comes back on server two (as after server one died).
+        let mut b = Raw::connect(tcp_addr(&two)).await;
+        b.send(&format!(
+            "{{handshake:[0,'testApp','^1.0.0'],session:['{sid}',0]}}"
+        ))
+        .await;
+        assert_eq!(b.frame().await, "{handshake:[0],ok:0}");
+        assert_eq!(
+            b.frame().await,
+            "{event:[-1,'calculator'],news:['while away']}"
+        );
+    })
+    .await;
+}
