@@ -12,7 +12,8 @@
 //!   flight per session and at most one every
 //!   [`session_write_interval`](crate::ServerOptions::session_write_interval) (100 ms by
 //!   default), so a process killed abruptly leaves a recent state behind;
-//! * when its transport is lost: `set` then `set_inactive`;
+//! * when its transport is lost: `set` then `set_inactive`, and so again (coalesced) for
+//!   what the server originates for it while it waits for its client;
 //! * when the server closes (gracefully or by drop), or a session that waited for its client
 //!   ends: `set` then `set_inactive`;
 //! * when the server closes a live connection on purpose (protocol error, `close`): `remove`,
