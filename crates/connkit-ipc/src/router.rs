@@ -148,8 +148,9 @@ impl Router {
                 continue;
             }
             left -= 1;
-            // For the error report of a catch-all handler that takes the message itself.
-            let topic = (left == 0 && r.topic.is_none()).then(|| cur.topic.clone());
+            // For the error report of a catch-all handler that takes the message itself
+            // (kept without an allocation when short: this runs for every message).
+            let topic = (left == 0 && r.topic.is_none()).then(|| SavedTopic::new(&cur.topic));
             let m = if left == 0 {
                 incoming.take()
             } else {
@@ -162,12 +163,40 @@ impl Router {
                 Err(panic) => panic_message(&*panic).into(),
             };
             let topic = topic
+                .map(SavedTopic::into_string)
                 .or_else(|| r.topic.clone())
                 .or_else(|| incoming.as_ref().map(|m| m.topic.clone()))
                 .unwrap_or_default();
             return Err(Error::Handler { topic, source });
         }
         Ok(())
+    }
+}
+
+/// A copy of a topic, on the stack when it is short.
+enum SavedTopic {
+    Short(usize, [u8; 32]),
+    Long(String),
+}
+
+impl SavedTopic {
+    fn new(topic: &str) -> Self {
+        let mut buf = [0u8; 32];
+        match buf.get_mut(..topic.len()) {
+            Some(short) => {
+                short.copy_from_slice(topic.as_bytes());
+                Self::Short(topic.len(), buf)
+            }
+            None => Self::Long(topic.to_owned()),
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            // A whole `str` was copied, so this is valid UTF-8.
+            Self::Short(len, buf) => String::from_utf8_lossy(&buf[..len]).into_owned(),
+            Self::Long(s) => s,
+        }
     }
 }
 
@@ -247,5 +276,32 @@ impl Drop for HandlerGuard {
         if let (Some(id), Some(router)) = (self.id, self.router.upgrade()) {
             router.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SavedTopic;
+
+    #[test]
+    fn saved_topics_come_back_unchanged() {
+        for t in [
+            "",
+            "echo",
+            "é😀",
+            &"x".repeat(32),
+            &"y".repeat(33),
+            &"é".repeat(40),
+        ] {
+            assert_eq!(SavedTopic::new(t).into_string(), t);
+        }
+        assert!(matches!(
+            SavedTopic::new(&"x".repeat(32)),
+            SavedTopic::Short(32, _)
+        ));
+        assert!(matches!(
+            SavedTopic::new(&"x".repeat(33)),
+            SavedTopic::Long(_)
+        ));
     }
 }
