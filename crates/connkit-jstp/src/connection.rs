@@ -406,6 +406,9 @@ pub(crate) struct Outbox {
     next_id: Id,
     step: Id,
     arena: BytesMut,
+    /// The next arena allocation: doubles while frames flow, back to the least on
+    /// [`release`](Self::release).
+    chunk: usize,
     /// The session buffer: every originated frame the peer has not confirmed, in order.
     pub(crate) buffer: VecDeque<(Id, Bytes)>,
     /// At most this many buffered frames; past it the oldest is dropped.
@@ -418,7 +421,11 @@ pub(crate) struct Outbox {
     pub(crate) delivered: u64,
 }
 
+/// The arena grows in chunks from `ARENA_FIRST` up to `ARENA_CHUNK` bytes.
 const ARENA_CHUNK: usize = 64 * 1024;
+const ARENA_FIRST: usize = 512;
+/// A new chunk is taken when less than this is left.
+const ARENA_LOW: usize = 256;
 
 impl Outbox {
     /// After the handshake, which took id 0 on both sides.
@@ -431,6 +438,7 @@ impl Outbox {
             next_id: step,
             step,
             arena: BytesMut::new(),
+            chunk: ARENA_FIRST,
             buffer: VecDeque::new(),
             max_buffered: 0,
             dropped: 0,
@@ -477,10 +485,18 @@ impl Outbox {
     }
 
     fn room(&mut self) -> &mut BytesMut {
-        if self.arena.capacity() < 4096 {
-            self.arena.reserve(ARENA_CHUNK);
+        if self.arena.capacity() < ARENA_LOW {
+            self.arena.reserve(self.chunk);
+            self.chunk = (self.chunk * 2).min(ARENA_CHUNK);
         }
         &mut self.arena
+    }
+
+    /// Let go of the arena (the frames written from it keep their part): called on each
+    /// heartbeat, so that a connection gone quiet does not keep a large chunk.
+    pub(crate) fn release(&mut self) {
+        self.arena = BytesMut::new();
+        self.chunk = ARENA_FIRST;
     }
 
     /// A new message of `kind`; returns its id and its frame.
@@ -678,7 +694,7 @@ impl Task {
             rx: Some(rx),
             out: Out {
                 tx,
-                batch: Vec::with_capacity(TURN_BATCH),
+                batch: Vec::new(),
                 overflow: VecDeque::new(),
             },
             outbox,
@@ -969,7 +985,8 @@ impl Task {
     }
 
     async fn main_loop(&mut self) -> End {
-        let mut cmds: Vec<Command> = Vec::with_capacity(TURN_BATCH);
+        // Grows on demand; released on each heartbeat with the other per-turn buffers.
+        let mut cmds: Vec<Command> = Vec::new();
         let mut accepting = true;
         let mut reading = true;
         let mut deadline: Option<tokio::time::Instant> = None;
@@ -1009,6 +1026,11 @@ impl Task {
                         debug!(?limit, "the peer is silent; declaring it dead");
                         return End::Lost(Some(Error::Protocol("the peer stopped answering".into())));
                     }
+                    // Per-turn buffers are empty between turns: let a quiet connection
+                    // hold none of them.
+                    self.outbox.release();
+                    self.out.batch = Vec::new();
+                    cmds = Vec::new();
                     let (_, frame) = self.outbox.originate(Kind::Ping, b"]}");
                     self.out.push(frame);
                 }

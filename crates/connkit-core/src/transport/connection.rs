@@ -1,9 +1,10 @@
 //! A connection of whole messages: a [`MessageSender`] with a bounded queue and a
 //! [`MessageReceiver`].
 
-use super::io::{BoxRead, BoxWrite, IoStream};
+use super::io::{BoxWrite, IoStream};
 use super::options::TransportOptions;
 use super::queue::{QueueError, StreamQueue, Take};
+use super::reader::FrameReader;
 use crate::endpoint::Scheme;
 use crate::error::{Error, ErrorKind, Result};
 use crate::framing::{DelimiterCodec, FrameError};
@@ -20,7 +21,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{Instrument, debug, trace};
 
@@ -102,7 +102,7 @@ impl Connection {
             check: Arc::new(SendCheck::Delimited(codec.clone())),
         };
         let receiver = MessageReceiver {
-            inner: Inbound::Stream(FramedRead::with_capacity(read, codec, 16 * 1024)),
+            inner: Inbound::Stream(Box::new(FrameReader::new(read, codec))),
             done: false,
             _stop: stop.drop_guard(),
         };
@@ -350,12 +350,10 @@ fn check_len(len: usize, limit: usize) -> std::result::Result<(), FrameError> {
     }
 }
 
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per connection; boxing adds a hop per read"
-)]
+/// Boxed: the codec's searcher makes the reader a few hundred bytes, and receivers are
+/// moved around (and queued, for a session restore) by value.
 enum Inbound {
-    Stream(FramedRead<BoxRead, DelimiterCodec>),
+    Stream(Box<FrameReader>),
     Ws(SplitStream<WebSocketStream<IoStream>>),
 }
 
@@ -418,7 +416,7 @@ impl Stream for MessageReceiver {
         }
         let this = &mut *self;
         let item = match &mut this.inner {
-            Inbound::Stream(framed) => match Pin::new(framed).poll_next(cx) {
+            Inbound::Stream(reader) => match reader.poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(item) => item.map(|r| r.map_err(frame_error)),
             },

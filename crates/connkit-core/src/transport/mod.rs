@@ -38,6 +38,7 @@ mod io;
 mod listener;
 mod options;
 mod queue;
+mod reader;
 mod socket_file;
 mod ws;
 
