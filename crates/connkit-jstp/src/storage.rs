@@ -526,8 +526,11 @@ impl Hook {
     pub(crate) fn restored(&mut self) {
         self.inactive.store(false, Ordering::Release);
         if std::mem::take(&mut self.detached) {
-            // Stored as inactive: mark it active again with the current state.
+            // Stored as inactive: store it as active again now, with the current state.
             self.mark = (u64::MAX, 0, 0);
+            if !self.signaled.swap(true, Ordering::AcqRel) {
+                let _ = self.jobs.send(Job::Changed);
+            }
         }
     }
 
@@ -583,6 +586,7 @@ async fn writer(
                 }
             }
             Job::Detached | Job::Final(_) => {
+                let final_state = matches!(job, Job::Final(_));
                 let snapshot = match job {
                     Job::Final(s) => s,
                     // A task that is gone already sends its final state next.
@@ -596,7 +600,8 @@ async fn writer(
                 let set = bounded(limit, provider.set(id, &session)).await;
                 let ok = set.is_ok();
                 report("set", id, set);
-                if ok {
+                // A session restored meanwhile is not stamped (a final state always is).
+                if ok && (final_state || flags.inactive.load(Ordering::Acquire)) {
                     report(
                         "set_inactive",
                         id,

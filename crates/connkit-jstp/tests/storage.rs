@@ -518,3 +518,32 @@ async fn messages_for_a_waiting_session_are_stored_and_replayed_elsewhere() {
     })
     .await;
 }
+
+/// A session restored from the live index (path A) is stored as active again at once, even
+/// if nothing else happens on it.
+#[tokio::test]
+async fn a_path_a_restore_marks_the_stored_session_active_again() {
+    within(30, async {
+        let storage = MemoryStorage::new();
+        let f = Fixture::start_with(|o| o.session_storage(storage.clone())).await;
+        let mut a = Raw::connect(tcp_addr(&f)).await;
+        a.send("{handshake:[0,'testApp','^1.0.0']}").await;
+        let reply = a.frame().await;
+        let sid = reply.split('\'').nth(1).unwrap().to_owned();
+        drop(a);
+        while !storage.is_inactive(&sid) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut b = Raw::connect(tcp_addr(&f)).await;
+        b.send(&format!(
+            "{{handshake:[0,'testApp','^1.0.0'],session:['{sid}',0]}}"
+        ))
+        .await;
+        assert_eq!(b.frame().await, "{handshake:[0],ok:0}");
+        while storage.is_inactive(&sid) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(storage.len(), 1);
+    })
+    .await;
+}
