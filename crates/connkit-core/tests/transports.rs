@@ -63,6 +63,14 @@ fn socket_dir() -> tempfile::TempDir {
         .unwrap()
 }
 
+/// A socket file left behind by a listener that died without cleaning up.
+fn stale_socket(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = socket_dir();
+    let path = dir.path().join(name);
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    (dir, path)
+}
+
 struct Certs {
     server: TlsServerConfig,
     client: TlsClientConfig,
@@ -467,10 +475,7 @@ async fn connect_refused_is_retryable() {
 #[tokio::test]
 async fn stale_socket_file_is_reclaimed() {
     within(async {
-        let dir = socket_dir();
-        let path = dir.path().join("stale.sock");
-        // A listener that dies without cleaning up leaves its socket file behind.
-        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let (_dir, path) = stale_socket("stale.sock");
         assert!(
             std::fs::symlink_metadata(&path)
                 .unwrap()
@@ -557,10 +562,8 @@ async fn socket_file_is_removed_on_close_and_on_drop_and_gets_its_mode() {
 #[tokio::test]
 async fn bind_socket_file_gives_a_raw_listener_and_removes_only_its_own_file() {
     within(async {
-        let dir = socket_dir();
-        let path = dir.path().join("raw.sock");
         // A stale socket file is reclaimed, as by `listen`.
-        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let (_dir, path) = stale_socket("raw.sock");
         let (std_listener, file) = bind_socket_file(&path, Some(0o600)).await.unwrap();
         assert_eq!(file.path(), path);
         let meta = std::fs::metadata(&path).unwrap();
