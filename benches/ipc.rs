@@ -96,8 +96,26 @@ async fn pair(tag: &str) -> Pair {
     }
 }
 
+/// Run one measured loop: on the thread that calls `block_on`, or, with `CK_BENCH_TASK` set,
+/// in a task spawned on the runtime (where an application's code usually runs: on the
+/// multi-threaded runtime it can then share a worker with the connection tasks).
+fn measure<F>(rt: &tokio::runtime::Runtime, in_task: bool, f: F) -> Duration
+where
+    F: std::future::Future<Output = Duration> + Send + 'static,
+{
+    if in_task {
+        rt.block_on(rt.spawn(f)).unwrap_or_else(|e| panic!("{e}"))
+    } else {
+        rt.block_on(f)
+    }
+}
+
 /// Echo round trips over a Unix socket: sequential (one in flight), pipelined (a batch of
 /// sends, then all the echoes), and one 16 MiB frame.
+///
+/// Placement: `CK_BENCH_CT` set, one single-threaded runtime; unset, the multi-threaded
+/// runtime (2 workers here). `CK_BENCH_TASK` set: the client's loop runs in a spawned task
+/// instead of on the `block_on` thread.
 pub(crate) fn round_trips(c: &mut Criterion) {
     let rt = if std::env::var_os("CK_BENCH_CT").is_some() {
         tokio::runtime::Builder::new_current_thread()
@@ -107,6 +125,7 @@ pub(crate) fn round_trips(c: &mut Criterion) {
         tokio::runtime::Runtime::new()
     }
     .unwrap_or_else(|e| panic!("{e}"));
+    let in_task = std::env::var_os("CK_BENCH_TASK").is_some();
     let p = rt.block_on(pair("rt"));
     let mut g = c.benchmark_group("ipc/round trip");
     g.sample_size(10);
@@ -115,14 +134,15 @@ pub(crate) fn round_trips(c: &mut Criterion) {
         let msg = payload(size);
         g.throughput(Throughput::Elements(1));
         g.bench_with_input(BenchmarkId::new("sequential", size), &msg, |b, msg| {
-            let mut sub = p.client.subscribe(Some("echo"));
             b.iter_custom(|iters| {
-                rt.block_on(async {
+                let (client, msg) = (p.client.clone(), msg.clone());
+                measure(&rt, in_task, async move {
+                    let mut sub = client.subscribe(Some("echo"));
                     let start = Instant::now();
                     for _ in 0..iters {
                         // `&Value`: written out on each send, as JSON.stringify does in Node.
-                        p.client
-                            .send("echo", msg)
+                        client
+                            .send("echo", &msg)
                             .await
                             .unwrap_or_else(|e| panic!("{e}"));
                         black_box(sub.recv().await);
@@ -134,13 +154,13 @@ pub(crate) fn round_trips(c: &mut Criterion) {
         const BATCH: u64 = 10_000;
         g.throughput(Throughput::Elements(BATCH));
         g.bench_with_input(BenchmarkId::new("pipelined", size), &msg, |b, msg| {
-            let mut sub = p.client.subscribe(Some("echo"));
             b.iter_custom(|iters| {
-                rt.block_on(async {
+                let (client, msg) = (p.client.clone(), msg.clone());
+                measure(&rt, in_task, async move {
+                    let mut sub = client.subscribe(Some("echo"));
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let client = p.client.clone();
-                        let m = msg.clone();
+                        let (client, m) = (client.clone(), msg.clone());
                         let sender = tokio::spawn(async move {
                             for _ in 0..BATCH {
                                 client
@@ -159,16 +179,17 @@ pub(crate) fn round_trips(c: &mut Criterion) {
             });
         });
     }
-    let big = Value::String("b".repeat(16 << 20));
+    let big = std::sync::Arc::new(Value::String("b".repeat(16 << 20)));
     g.throughput(Throughput::Bytes(16 << 20));
     g.bench_function("one 16 MiB frame", |b| {
-        let mut sub = p.client.subscribe(Some("big"));
         b.iter_custom(|iters| {
-            rt.block_on(async {
+            let (client, big) = (p.client.clone(), std::sync::Arc::clone(&big));
+            measure(&rt, in_task, async move {
+                let mut sub = client.subscribe(Some("big"));
                 let start = Instant::now();
                 for _ in 0..iters {
-                    p.client
-                        .send("big", &big)
+                    client
+                        .send("big", &*big)
                         .await
                         .unwrap_or_else(|e| panic!("{e}"));
                     black_box(sub.recv().await);
