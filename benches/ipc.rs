@@ -66,15 +66,18 @@ pub(crate) fn codec(c: &mut Criterion) {
 }
 
 struct Pair {
-    _dir: std::path::PathBuf,
     _server: Server,
     client: Client,
+    /// Dropped last: the directory goes once the server has removed its socket file.
+    _dir: tempfile::TempDir,
 }
 
 async fn pair(tag: &str) -> Pair {
-    let dir = std::env::temp_dir().join(format!("ck-bench-{tag}-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("s.sock");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("ck-bench-{tag}-"))
+        .tempdir_in("/tmp")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("s.sock");
     let server = ServerOptions::new(&path)
         .max_frame_len(64 << 20)
         .listen()
@@ -90,9 +93,9 @@ async fn pair(tag: &str) -> Pair {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     Pair {
-        _dir: dir,
         _server: server,
         client,
+        _dir: dir,
     }
 }
 
