@@ -301,7 +301,9 @@ impl MessageSender {
     }
 
     /// Close gracefully: messages queued before this call are written, then the write side is
-    /// shut down (stream sockets) or a close frame is sent (WebSocket). Idempotent.
+    /// shut down (stream sockets) or a close frame is sent (WebSocket). Idempotent. Messages
+    /// sent after it are not written (on stream sockets they fail with
+    /// [`ErrorKind::Closed`]).
     ///
     /// Cancel safe. Returns once the close is queued, not once it is written; await
     /// [`closed`](Self::closed) for that.
