@@ -171,10 +171,7 @@ fn serve(opts: &Options) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (opts, serve_mode) = parse_options().map_err(|e| {
-        eprintln!("jstp_soak: {e}");
-        e
-    })?;
+    let (opts, serve_mode) = parse_options()?;
     if serve_mode {
         return serve(&opts);
     }
