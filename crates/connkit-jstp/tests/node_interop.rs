@@ -564,11 +564,9 @@ async fn node_client_resumes_on_the_rust_server_after_a_cut() {
         Box::pin(async {
             let f = Fixture::start().await;
             let mut server_events = f.server.events();
-            let upstream: std::net::SocketAddr =
-                format!("127.0.0.1:{}", f.endpoint(Transport::Tcp).port().unwrap())
-                    .parse()
-                    .unwrap();
-            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
+            let proxy = connkit_testkit::FaultProxy::start(support::tcp_addr(&f))
+                .await
+                .unwrap();
             let mut n = NodeClient::start(&node).await;
             n.cmd(
                 json!({"cmd":"connect","transport":"net","app":"testApp@^1.0.0",
@@ -915,11 +913,9 @@ async fn node_client_on_the_rust_server_gets_minus_one_for_a_lost_reply() {
         Box::pin(async {
             let f = Fixture::start().await;
             let mut server_events = f.server.events();
-            let upstream: std::net::SocketAddr =
-                format!("127.0.0.1:{}", f.endpoint(Transport::Tcp).port().unwrap())
-                    .parse()
-                    .unwrap();
-            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
+            let proxy = connkit_testkit::FaultProxy::start(support::tcp_addr(&f))
+                .await
+                .unwrap();
             let mut n = NodeClient::start(&node).await;
             n.cmd(
                 json!({"cmd":"connect","transport":"net","app":"testApp@^1.0.0",

@@ -13,10 +13,8 @@ use connkit_jstp::{
 };
 use connkit_testkit::{FaultProxy, within};
 use futures_util::StreamExt;
-use std::net::SocketAddr;
 use std::time::Duration;
-use support::{Fixture, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{Fixture, Raw, Transport, tcp_addr};
 use tokio::net::TcpStream;
 
 fn v(s: &str) -> Value {
@@ -28,12 +26,6 @@ fn fast() -> Reconnect {
         .initial_delay(Duration::from_millis(20))
         .max_delay(Duration::from_millis(200))
         .jitter(Duration::ZERO)
-}
-
-fn tcp_addr(f: &Fixture) -> SocketAddr {
-    let ep = f.endpoint(Transport::Tcp).to_string();
-    let hostport = ep.trim_start_matches("tcp://").trim_end_matches('/');
-    hostport.parse().unwrap()
 }
 
 async fn proxied(f: &Fixture) -> (FaultProxy, connkit_core::Endpoint) {
@@ -411,39 +403,6 @@ async fn the_reconnector_gives_up_after_max_attempts() {
         }
     })
     .await;
-}
-
-/// Reads NUL-terminated frames from a raw socket.
-struct Raw {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    async fn connect(addr: SocketAddr) -> Raw {
-        Raw {
-            s: TcpStream::connect(addr).await.unwrap(),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.s.write_all(text.as_bytes()).await.unwrap();
-        self.s.write_all(b"\0").await.unwrap();
-    }
-
-    async fn frame(&mut self) -> String {
-        loop {
-            if let Some(i) = self.buf.iter().position(|b| *b == 0) {
-                let f: Vec<u8> = self.buf.drain(..=i).collect();
-                return String::from_utf8_lossy(&f[..i]).into_owned();
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.s.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
 }
 
 #[tokio::test]

@@ -11,60 +11,11 @@ use connkit_jstp::storage::{
 use connkit_jstp::{ClientConnection, ConnectionState, Reconnect, ServerEvent, Value};
 use connkit_testkit::within;
 use futures_util::StreamExt;
-use std::net::SocketAddr;
 use std::time::Duration;
-use support::{Fixture, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use support::{Fixture, Raw, Transport, tcp_addr};
 
 fn v(s: &str) -> Value {
     s.parse().unwrap()
-}
-
-fn tcp_addr(f: &Fixture) -> SocketAddr {
-    format!("127.0.0.1:{}", f.endpoint(Transport::Tcp).port().unwrap())
-        .parse()
-        .unwrap()
-}
-
-/// Reads NUL-terminated frames from a raw socket.
-struct Raw {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    async fn connect(addr: SocketAddr) -> Raw {
-        Raw {
-            s: TcpStream::connect(addr).await.unwrap(),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.s.write_all(text.as_bytes()).await.unwrap();
-        self.s.write_all(b"\0").await.unwrap();
-    }
-
-    /// The next frame, or `None` when the server closed the connection.
-    async fn next(&mut self) -> Option<String> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|b| *b == 0) {
-                let f: Vec<u8> = self.buf.drain(..=i).collect();
-                return Some(String::from_utf8_lossy(&f[..i]).into_owned());
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.s.read(&mut chunk).await.unwrap_or(0);
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    async fn frame(&mut self) -> String {
-        self.next().await.expect("closed")
-    }
 }
 
 async fn connected(

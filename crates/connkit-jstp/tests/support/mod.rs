@@ -9,6 +9,7 @@ use connkit_jstp::{
 };
 use semver::Version;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The transports a test runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,5 +190,50 @@ impl Fixture {
         ClientOptions::new()
             .tls(self.certs.client.clone())
             .application(client_app())
+    }
+}
+
+/// The fixture's TCP address (for raw sockets and fault proxies).
+pub fn tcp_addr(f: &Fixture) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], f.endpoint(Transport::Tcp).port().unwrap()))
+}
+
+/// Reads NUL-terminated frames from a raw socket.
+pub struct Raw {
+    s: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    pub async fn connect(addr: std::net::SocketAddr) -> Raw {
+        Raw {
+            s: tokio::net::TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.s.write_all(text.as_bytes()).await.unwrap();
+        self.s.write_all(b"\0").await.unwrap();
+    }
+
+    /// The next frame, or `None` when the server closed the connection.
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == 0) {
+                let f: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&f[..i]).into_owned());
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.s.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub async fn frame(&mut self) -> String {
+        self.next().await.expect("closed")
     }
 }
