@@ -611,12 +611,7 @@ async fn rust_client_resumes_on_the_node_server_after_a_cut() {
         60,
         Box::pin(async {
             let s = NodeServer::start(&node).await;
-            let upstream: std::net::SocketAddr =
-                format!("127.0.0.1:{}", s.endpoint(Transport::Tcp).port().unwrap())
-                    .parse()
-                    .unwrap();
-            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
-            let ep: connkit_core::Endpoint = format!("tcp://{}", proxy.addr()).parse().unwrap();
+            let (proxy, ep) = s.proxied().await;
             let c = ClientOptions::new()
                 .reconnect(
                     connkit_jstp::Reconnect::new()
@@ -661,6 +656,16 @@ async fn rust_client_resumes_on_the_node_server_after_a_cut() {
 }
 
 impl NodeServer {
+    /// A fault proxy in front of the Node server's TCP endpoint, and the endpoint to dial.
+    async fn proxied(&self) -> (connkit_testkit::FaultProxy, connkit_core::Endpoint) {
+        let port = self.endpoint(Transport::Tcp).port().unwrap();
+        let proxy = connkit_testkit::FaultProxy::start(([127, 0, 0, 1], port).into())
+            .await
+            .unwrap();
+        let ep = format!("tcp://{}", proxy.addr()).parse().unwrap();
+        (proxy, ep)
+    }
+
     /// Pings and pongs the Node server received from clients so far.
     async fn heartbeats(&mut self) -> (u64, u64) {
         let r = self.command(json!({"cmd":"heartbeats"})).await;
@@ -803,12 +808,7 @@ async fn rust_client_on_the_node_server_lost_replies_resend_and_offline_events()
         60,
         Box::pin(async {
             let s = NodeServer::start(&node).await;
-            let upstream: std::net::SocketAddr =
-                format!("127.0.0.1:{}", s.endpoint(Transport::Tcp).port().unwrap())
-                    .parse()
-                    .unwrap();
-            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
-            let ep: connkit_core::Endpoint = format!("tcp://{}", proxy.addr()).parse().unwrap();
+            let (proxy, ep) = s.proxied().await;
             let c = ClientOptions::new()
                 .reconnect(
                     connkit_jstp::Reconnect::new()
@@ -982,12 +982,7 @@ async fn rust_client_starts_a_new_session_when_a_node_server_answers_11() {
         Box::pin(async {
             let a = NodeServer::start(&node).await;
             let b = NodeServer::start(&node).await;
-            let upstream: std::net::SocketAddr =
-                format!("127.0.0.1:{}", a.endpoint(Transport::Tcp).port().unwrap())
-                    .parse()
-                    .unwrap();
-            let proxy = connkit_testkit::FaultProxy::start(upstream).await.unwrap();
-            let ep: connkit_core::Endpoint = format!("tcp://{}", proxy.addr()).parse().unwrap();
+            let (proxy, ep) = a.proxied().await;
             let c = ClientOptions::new()
                 .login("user", "secret")
                 .reconnect(
