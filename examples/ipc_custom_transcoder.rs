@@ -56,7 +56,7 @@ impl Decoder for LineDecoder {
         let topic = &frame[..space.unwrap_or(frame.len())];
         let topic = std::str::from_utf8(topic)
             .map_err(|e| DecodeError::new(e.to_string(), &frame))?
-            .to_owned();
+            .into(); // a `Topic`: short ones are held inline
         let message = match space {
             // Checked once here, kept as a slice of the frame, parsed only if asked.
             Some(at) => Payload::from_json(frame.slice(at + 1..))?,

@@ -3,9 +3,9 @@
 
 use crate::conn::{self, AbortOnDrop, ConnOptions, FlushOnPending, FrameReader, Outbox, SendError};
 use crate::error::{BoxError, Error, Result};
-use crate::router::{HandlerGuard, Router, Subscription};
+use crate::router::{HandlerGuard, Router, Slots, Subscription};
 use crate::transcoder::{JsonTranscoder, Transcoder};
-use crate::{Incoming, Payload, Replier};
+use crate::{Incoming, Payload, Replier, Topic};
 use bytes::Bytes;
 use connkit_core::ErrorKind;
 use connkit_core::backoff::{Backoff, BackoffPolicy, Jitter};
@@ -154,7 +154,7 @@ pub enum ClientEvent {
     /// A message arrived.
     Message {
         /// The topic.
-        topic: String,
+        topic: Topic,
         /// The payload (shared with handlers and subscriptions; parsed on demand).
         message: Payload,
     },
@@ -579,6 +579,7 @@ async fn read_loop(
     // The connection ends with its reader.
     let _abort = AbortOnDrop(outbox);
     let mut decoder = shared.opts.transcoder.decoder();
+    let mut slots = Slots::default();
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let mut frames: u32 = 0;
@@ -618,7 +619,7 @@ async fn read_loop(
                         client: None,
                         replier: Replier::Client(Arc::downgrade(&shared)),
                     };
-                    if let Err(e) = shared.router.dispatch(incoming).await {
+                    if let Err(e) = shared.router.dispatch(incoming, &mut slots).await {
                         break Some(e);
                     }
                 }

@@ -48,6 +48,7 @@ mod error;
 mod payload;
 mod router;
 mod server;
+mod topic;
 pub mod transcoder;
 pub mod wire;
 
@@ -56,6 +57,7 @@ pub use error::{BoxError, Error, Result};
 pub use payload::Payload;
 pub use router::{HandlerGuard, Subscription};
 pub use server::{Server, ServerEvent, ServerOptions, ServerState, SlowClient};
+pub use topic::Topic;
 pub use transcoder::{JsonTranscoder, Transcoder};
 pub use wire::Envelope;
 
@@ -116,7 +118,7 @@ impl From<uuid::Uuid> for ClientId {
 #[derive(Clone)]
 pub struct Incoming {
     /// The topic.
-    pub topic: String,
+    pub topic: Topic,
     /// The payload: JSON text checked on receipt, parsed on demand
     /// ([`Payload::value`], [`Payload::deserialize`]); absent when the sender left it out.
     pub message: Payload,

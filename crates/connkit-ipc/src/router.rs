@@ -1,19 +1,101 @@
 //! Topic routing shared by the server and the client: reliable subscriptions and handlers.
 
-use crate::Incoming;
 use crate::channel;
 use crate::error::{BoxError, Error, Result};
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
+use crate::{Incoming, Topic};
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-type HandlerFn = Arc<dyn Fn(Incoming) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
+/// A handler, its future's type erased.
+trait Handler: Send + Sync {
+    /// Call the handler on `m` and put its future in `slot`: in the one already there (the
+    /// future of this handler's previous message, done) or, the first time, in a new one.
+    /// Handlers run one at a time per connection, so after the first message no allocation
+    /// is made per call.
+    fn start(&self, m: Incoming, slot: &mut Option<Box<dyn Running>>);
+}
+
+/// Where one handler's future runs on one connection.
+trait Running: Send {
+    /// Poll the future in place; once it is done it is dropped (the space is kept).
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
+
+    fn as_any(&mut self) -> &mut dyn Any;
+}
+
+struct FnHandler<F>(F);
+
+impl<F, Fut, E> Handler for FnHandler<F>
+where
+    F: Fn(Incoming) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    fn start(&self, m: Incoming, slot: &mut Option<Box<dyn Running>>) {
+        let fut = (self.0)(m);
+        match slot
+            .as_mut()
+            .and_then(|s| s.as_any().downcast_mut::<Slot<Fut>>())
+        {
+            Some(s) => s.0.as_mut().set(Some(fut)),
+            None => *slot = Some(Box::new(Slot(Box::pin(Some(fut))))),
+        }
+    }
+}
+
+/// A handler's future, or nothing between messages.
+struct Slot<Fut>(Pin<Box<Option<Fut>>>);
+
+impl<Fut, E> Running for Slot<Fut>
+where
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let Some(fut) = self.0.as_mut().as_pin_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let out = ready!(fut.poll(cx));
+        self.0.as_mut().set(None);
+        Poll::Ready(out.map_err(Into::into))
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The handlers' futures of one connection, kept from one message to the next (see
+/// [`Handler::start`]), by handler id.
+#[derive(Default)]
+pub(crate) struct Slots(Vec<(u64, Option<Box<dyn Running>>)>);
+
+impl Slots {
+    fn get(&mut self, id: u64) -> &mut Option<Box<dyn Running>> {
+        let at = match self.0.iter().position(|(i, _)| *i == id) {
+            Some(at) => at,
+            None => {
+                self.0.push((id, None));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    /// Forget the slots of removed handlers.
+    fn prune(&mut self, handlers: &[Route<Arc<dyn Handler>>]) {
+        if self.0.len() > handlers.len() {
+            self.0
+                .retain(|(id, _)| handlers.iter().any(|r| r.id == *id));
+        }
+    }
+}
 
 #[derive(Clone)]
 struct Route<T> {
@@ -23,15 +105,15 @@ struct Route<T> {
 }
 
 impl<T> Route<T> {
-    fn matches(&self, topic: &str) -> bool {
-        self.topic.as_deref().is_none_or(|t| t == topic)
+    fn matches(&self, topic: &Topic) -> bool {
+        self.topic.as_deref().is_none_or(|t| topic == t)
     }
 }
 
 #[derive(Default, Clone)]
 struct Routes {
     subs: Vec<Route<channel::Sender<Incoming>>>,
-    handlers: Vec<Route<HandlerFn>>,
+    handlers: Vec<Route<Arc<dyn Handler>>>,
 }
 
 /// Subscriptions and handlers by topic. Dispatch takes a snapshot of the routes (an `Arc`
@@ -91,10 +173,7 @@ impl Router {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let f: HandlerFn = Arc::new(move |m| {
-            let fut = handler(m);
-            Box::pin(async move { fut.await.map_err(Into::into) })
-        });
+        let f: Arc<dyn Handler> = Arc::new(FnHandler(handler));
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.change(|r| {
             r.handlers.push(Route {
@@ -117,86 +196,65 @@ impl Router {
     }
 
     /// Deliver to every matching subscription (waiting for room: nothing is dropped), then run
-    /// every matching handler in order. The message is cloned for all targets but the last,
-    /// which gets it. A failing or panicking handler is an [`Error::Handler`].
-    pub(crate) async fn dispatch(&self, incoming: Incoming) -> Result<()> {
+    /// every matching handler in order, their futures in `slots`. The message is cloned for
+    /// all targets but the last, which gets it. A failing or panicking handler is an
+    /// [`Error::Handler`].
+    pub(crate) async fn dispatch(&self, incoming: Incoming, slots: &mut Slots) -> Result<()> {
         let routes = self.snapshot();
-        let topic = incoming.topic.as_str();
-        let mut left = routes.subs.iter().filter(|r| r.matches(topic)).count()
-            + routes.handlers.iter().filter(|r| r.matches(topic)).count();
+        slots.prune(&routes.handlers);
+        let topic = incoming.topic.clone();
+        let mut left = routes.subs.iter().filter(|r| r.matches(&topic)).count()
+            + routes.handlers.iter().filter(|r| r.matches(&topic)).count();
         let mut incoming = Some(incoming);
-        for r in &routes.subs {
-            let Some(cur) = incoming.as_ref() else { break };
-            if !r.matches(&cur.topic) {
-                continue;
-            }
+        let mut next = || {
             left -= 1;
-            let m = if left == 0 {
+            if left == 0 {
                 incoming.take()
             } else {
                 incoming.clone()
-            };
-            if let Some(m) = m
-                && r.target.send(m).await.is_err()
-            {
+            }
+        };
+        for r in &routes.subs {
+            if !r.matches(&topic) {
+                continue;
+            }
+            let Some(m) = next() else { break };
+            if r.target.send(m).await.is_err() {
                 self.remove(r.id);
             }
         }
         for r in &routes.handlers {
-            let Some(cur) = incoming.as_ref() else { break };
-            if !r.matches(&cur.topic) {
+            if !r.matches(&topic) {
                 continue;
             }
-            left -= 1;
-            // For the error report of a catch-all handler that takes the message itself
-            // (kept without an allocation when short: this runs for every message).
-            let topic = (left == 0 && r.topic.is_none()).then(|| SavedTopic::new(&cur.topic));
-            let m = if left == 0 {
-                incoming.take()
-            } else {
-                incoming.clone()
+            let Some(m) = next() else { break };
+            let slot = slots.get(r.id);
+            let started = std::panic::catch_unwind(AssertUnwindSafe(|| r.target.start(m, slot)));
+            let done = match started {
+                Ok(()) => {
+                    std::future::poll_fn(|cx| {
+                        std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            slot.as_mut()
+                                .map_or(Poll::Ready(Ok(())), |s| s.poll_done(cx))
+                        }))
+                        .unwrap_or_else(|panic| {
+                            // Dropped: a panicked future is not polled again.
+                            *slot = None;
+                            Poll::Ready(Err(panic_message(&*panic).into()))
+                        })
+                    })
+                    .await
+                }
+                Err(panic) => Err(panic_message(&*panic).into()),
             };
-            let Some(m) = m else { break };
-            let source: BoxError = match AssertUnwindSafe((r.target)(m)).catch_unwind().await {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e,
-                Err(panic) => panic_message(&*panic).into(),
-            };
-            let topic = topic
-                .map(SavedTopic::into_string)
-                .or_else(|| r.topic.clone())
-                .or_else(|| incoming.as_ref().map(|m| m.topic.clone()))
-                .unwrap_or_default();
-            return Err(Error::Handler { topic, source });
+            if let Err(source) = done {
+                return Err(Error::Handler {
+                    topic: topic.as_str().to_owned(),
+                    source,
+                });
+            }
         }
         Ok(())
-    }
-}
-
-/// A copy of a topic, on the stack when it is short.
-enum SavedTopic {
-    Short(usize, [u8; 32]),
-    Long(String),
-}
-
-impl SavedTopic {
-    fn new(topic: &str) -> Self {
-        let mut buf = [0u8; 32];
-        match buf.get_mut(..topic.len()) {
-            Some(short) => {
-                short.copy_from_slice(topic.as_bytes());
-                Self::Short(topic.len(), buf)
-            }
-            None => Self::Long(topic.to_owned()),
-        }
-    }
-
-    fn into_string(self) -> String {
-        match self {
-            // A whole `str` was copied, so this is valid UTF-8.
-            Self::Short(len, buf) => String::from_utf8_lossy(&buf[..len]).into_owned(),
-            Self::Long(s) => s,
-        }
     }
 }
 
@@ -281,27 +339,72 @@ impl Drop for HandlerGuard {
 
 #[cfg(test)]
 mod tests {
-    use super::SavedTopic;
+    use super::*;
+    use crate::{Payload, Replier};
+    use std::sync::atomic::AtomicUsize;
 
-    #[test]
-    fn saved_topics_come_back_unchanged() {
-        for t in [
-            "",
-            "echo",
-            "é😀",
-            &"x".repeat(32),
-            &"y".repeat(33),
-            &"é".repeat(40),
-        ] {
-            assert_eq!(SavedTopic::new(t).into_string(), t);
+    fn incoming(topic: &str) -> Incoming {
+        Incoming {
+            topic: topic.into(),
+            message: Payload::absent(),
+            client: None,
+            replier: Replier::Client(Weak::new()),
         }
-        assert!(matches!(
-            SavedTopic::new(&"x".repeat(32)),
-            SavedTopic::Short(32, _)
-        ));
-        assert!(matches!(
-            SavedTopic::new(&"x".repeat(33)),
-            SavedTopic::Long(_)
-        ));
+    }
+
+    #[tokio::test]
+    async fn handler_futures_reuse_their_slot_and_removed_handlers_lose_theirs() {
+        let router = Arc::new(Router::new(8));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = |runs: &Arc<AtomicUsize>| {
+            let runs = Arc::clone(runs);
+            move |m: Incoming| {
+                let runs = Arc::clone(&runs);
+                async move {
+                    // Not done on the first poll.
+                    tokio::task::yield_now().await;
+                    assert_eq!(m.topic, "t");
+                    runs.fetch_add(1, Ordering::Relaxed);
+                    Ok::<_, BoxError>(())
+                }
+            }
+        };
+        let a = router.on(Some("t"), counter(&runs));
+        let b = router.on(None, counter(&runs));
+        let mut slots = Slots::default();
+        for _ in 0..3 {
+            router.dispatch(incoming("t"), &mut slots).await.unwrap();
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 6);
+        assert_eq!(slots.0.len(), 2);
+        assert!(slots.0.iter().all(|(_, s)| s.is_some()), "kept for reuse");
+        drop(a);
+        router.dispatch(incoming("t"), &mut slots).await.unwrap();
+        assert_eq!(runs.load(Ordering::Relaxed), 7);
+        assert_eq!(slots.0.len(), 1, "the removed handler's slot is gone");
+        drop(b);
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_before_returning_its_future_is_a_handler_error() {
+        let router = Arc::new(Router::new(8));
+        router
+            .on(Some("t"), |m: Incoming| {
+                assert!(m.topic != "t", "no future for you");
+                async { Ok::<_, BoxError>(()) }
+            })
+            .detach();
+        let mut slots = Slots::default();
+        for _ in 0..2 {
+            let err = router
+                .dispatch(incoming("t"), &mut slots)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Handler { topic, source } if topic == "t" && source.to_string().contains("no future")),
+                "{err:?}"
+            );
+        }
+        router.dispatch(incoming("u"), &mut slots).await.unwrap();
     }
 }

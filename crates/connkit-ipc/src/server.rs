@@ -3,10 +3,10 @@
 
 use crate::conn::{self, AbortOnDrop, ConnOptions, FlushOnPending, Outbox, SendError};
 use crate::error::{BoxError, Error, Result};
-use crate::router::{HandlerGuard, Router, Subscription};
+use crate::router::{HandlerGuard, Router, Slots, Subscription};
 use crate::transcoder::{JsonTranscoder, Transcoder};
 use crate::wire::EncodeError;
-use crate::{ClientId, Incoming, Payload, Replier};
+use crate::{ClientId, Incoming, Payload, Replier, Topic};
 use bytes::Bytes;
 use connkit_core::ErrorKind;
 use connkit_core::events::{DEFAULT_EVENT_CAPACITY, EventHub, EventStream};
@@ -66,7 +66,7 @@ pub enum ServerEvent {
     /// A message arrived (every message, whatever its topic).
     Message {
         /// The topic.
-        topic: String,
+        topic: Topic,
         /// The payload (shared with handlers and subscriptions; parsed on demand).
         message: Payload,
         /// The sender.
@@ -473,9 +473,7 @@ impl Shared {
         message: &Payload,
     ) -> Result<()> {
         self.check_open(topic)?;
-        if entry.outbox.is_closed() {
-            return Err(Error::BadClient { client: entry.id });
-        }
+        // A closed outbox refuses the frame: `BadClient`, before anything is encoded.
         let transcoder = &*self.opts.transcoder;
         self.deliver(entry, topic, |buf| transcoder.encode(topic, message, buf))
             .await
@@ -520,9 +518,10 @@ impl Shared {
 
     async fn dispatch(
         self: &Arc<Self>,
-        topic: String,
+        topic: Topic,
         message: Payload,
         entry: &Arc<ClientEntry>,
+        slots: &mut Slots,
     ) -> Result<()> {
         if self.hub.subscriber_count() > 0 {
             self.hub.emit(ServerEvent::Message {
@@ -537,7 +536,7 @@ impl Shared {
             client: Some(entry.id),
             replier: Replier::Server(Arc::downgrade(self), Arc::clone(entry)),
         };
-        self.router.dispatch(incoming).await
+        self.router.dispatch(incoming, slots).await
     }
 
     async fn close_gracefully(self: Arc<Self>) {
@@ -622,6 +621,7 @@ async fn serve_client(shared: Arc<Shared>, stream: UnixStream, copts: ConnOption
         debug!("client connected");
         shared.hub.emit(ServerEvent::Connection { client });
         let mut decoder = shared.opts.transcoder.decoder();
+        let mut slots = Slots::default();
         let kicked = kick.cancelled();
         tokio::pin!(kicked);
         let mut frames: u32 = 0;
@@ -653,7 +653,10 @@ async fn serve_client(shared: Arc<Shared>, stream: UnixStream, copts: ConnOption
                         });
                     }
                     Ok(env) => {
-                        if let Err(e) = shared.dispatch(env.topic, env.message, &entry).await {
+                        if let Err(e) = shared
+                            .dispatch(env.topic, env.message, &entry, &mut slots)
+                            .await
+                        {
                             break Some(e);
                         }
                     }

@@ -2,8 +2,9 @@
 //! decoder state. [`JsonTranscoder`] is the default and the only one Node peers understand.
 //!
 //! A custom transcoder (see `examples/ipc_custom_transcoder.rs`) picks its delimiter and its
-//! body format; the message model stays `topic: String` + `message: `[`Payload`]. The decoder
-//! gets each frame as [`Bytes`], so a payload can be a slice of it without a copy.
+//! body format; the message model stays `topic: `[`Topic`](crate::Topic) +
+//! `message: `[`Payload`]. The decoder gets each frame as [`Bytes`], so a payload can be a
+//! slice of it without a copy.
 //!
 //! ```
 //! use bytes::Bytes;

@@ -28,6 +28,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::Topic;
 use crate::payload::{self, Payload, replace_lone_surrogates};
 use bytes::Bytes;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -44,7 +45,7 @@ pub const DELIMITER: &[u8] = b"\0\0";
 pub struct Envelope {
     /// The topic. A topic that is not a JSON string on the wire is given as JavaScript would
     /// name its event (`String(topic)`): a missing topic is `"undefined"`, `null` is `"null"`.
-    pub topic: String,
+    pub topic: Topic,
     /// The payload; absent when the `message` key is (Node's `undefined`).
     pub message: Payload,
 }
@@ -371,11 +372,13 @@ fn compact(frame: &Bytes, text: &str) -> Option<Envelope> {
         return None;
     }
     // `end` is at an ASCII byte, so a char boundary.
-    let topic = text.get(PREFIX.len()..PREFIX.len() + end)?;
+    let topic_range = PREFIX.len()..PREFIX.len() + end;
+    text.get(topic_range.clone())?;
+    let topic = || Topic::from_frame(frame, topic_range.clone());
     let after = &rest[end + 1..];
     if after == b"}" {
         return Some(Envelope {
-            topic: topic.to_owned(),
+            topic: topic(),
             message: Payload::absent(),
         });
     }
@@ -388,7 +391,7 @@ fn compact(frame: &Bytes, text: &str) -> Option<Envelope> {
     let range = start..start + value.len();
     payload::check(text.get(range.clone())?).ok()?;
     Some(Envelope {
-        topic: topic.to_owned(),
+        topic: topic(),
         message: Payload::from_checked(frame.slice(range)),
     })
 }
@@ -435,7 +438,7 @@ fn parse(text: &str, owner: &Bytes) -> Result<Envelope, serde_json::Error> {
 }
 
 struct RawEnvelope<'a> {
-    topic: String,
+    topic: Topic,
     message: Option<&'a RawValue>,
 }
 
@@ -465,7 +468,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
         Ok(Some(RawEnvelope {
             topic: topic
                 .as_ref()
-                .map_or_else(|| "undefined".to_owned(), js_string),
+                .map_or_else(undefined, |t| Topic::from(js_string(t))),
             message,
         }))
     }
@@ -500,9 +503,14 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 }
 
+/// The topic of a message without one: JavaScript's `String(undefined)`.
+fn undefined() -> Topic {
+    Topic::from_static("undefined")
+}
+
 fn undefined_envelope<'a>() -> RawEnvelope<'a> {
     RawEnvelope {
-        topic: "undefined".to_owned(),
+        topic: undefined(),
         message: None,
     }
 }
