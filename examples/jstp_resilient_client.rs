@@ -116,6 +116,30 @@ fn offline_calls(client: &Client) -> tokio::task::JoinHandle<Result<Vec<Value>, 
     })
 }
 
+/// Waits for the calls made while offline and shows where the session continued.
+async fn report_resumed(
+    client: &Client,
+    pending: tokio::task::JoinHandle<Result<Vec<Value>, BoxError>>,
+    session: &str,
+    stamp: &dyn Fn() -> String,
+) -> Result<(), BoxError> {
+    let results = pending.await??;
+    println!(
+        "{} offline calls answered: 10 + 20 = {}, 30 + 40 = {}",
+        stamp(),
+        results[0],
+        results[1]
+    );
+    println!(
+        "{} now on node {}, session {}",
+        stamp(),
+        which_node(client).await?,
+        client.session_id()
+    );
+    assert_eq!(client.session_id(), session, "the same session");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -190,40 +214,14 @@ async fn main() -> Result<(), BoxError> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!("{} --- node A starts again", stamp());
     let a = start(&storage, "A", &a_endpoint).await?;
-    let results = pending.await??;
-    println!(
-        "{} offline calls answered: 10 + 20 = {}, 30 + 40 = {}",
-        stamp(),
-        results[0],
-        results[1]
-    );
-    println!(
-        "{} now on node {}, session {}",
-        stamp(),
-        which_node(&client).await?,
-        client.session_id()
-    );
-    assert_eq!(client.session_id(), session, "the same session");
+    report_resumed(&client, pending, &session, &*stamp).await?;
 
     // 2. Failover: node B comes up, node A goes away for good (dropped at once).
     println!("{} --- node B starts; node A goes away", stamp());
     let b = start(&storage, "B", &b_endpoint).await?;
     drop(a);
     let pending = offline_calls(&client);
-    let results = pending.await??;
-    println!(
-        "{} offline calls answered: 10 + 20 = {}, 30 + 40 = {}",
-        stamp(),
-        results[0],
-        results[1]
-    );
-    println!(
-        "{} now on node {}, session {}",
-        stamp(),
-        which_node(&client).await?,
-        client.session_id()
-    );
-    assert_eq!(client.session_id(), session, "the same session");
+    report_resumed(&client, pending, &session, &*stamp).await?;
     println!("{} 3 + 4 = {}", stamp(), add(&client, 3, 4).await?);
 
     client.close().await;
