@@ -129,7 +129,7 @@ pub struct Incoming {
 
 #[derive(Clone)]
 enum Replier {
-    Server(Weak<server::Shared>, Arc<server::ClientEntry>),
+    Server(Arc<server::ClientEntry>),
     Client(Weak<client::Shared>),
 }
 
@@ -154,8 +154,8 @@ impl Incoming {
     /// server or client is gone.
     pub async fn reply(&self, topic: &str, message: impl Into<Payload>) -> Result<()> {
         match &self.replier {
-            Replier::Server(shared, entry) => {
-                let shared = shared.upgrade().ok_or_else(|| Error::SendAfterClose {
+            Replier::Server(entry) => {
+                let shared = entry.server.upgrade().ok_or_else(|| Error::SendAfterClose {
                     topic: topic.to_owned(),
                 })?;
                 shared.send_to(entry, topic, &message.into()).await

@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
@@ -197,6 +198,7 @@ impl ServerOptions {
             stop_accept: CancellationToken::new(),
             stop_clients: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            closing: AtomicBool::new(false),
         });
         Server {
             handle: Arc::new(Handle { shared }),
@@ -220,6 +222,8 @@ pub(crate) struct ClientEntry {
     id: ClientId,
     outbox: Arc<Outbox>,
     kick: CancellationToken,
+    /// The server, for replies (an `Incoming` holds the entry only: one count per message).
+    pub(crate) server: Weak<Shared>,
 }
 
 pub(crate) struct Shared {
@@ -230,6 +234,9 @@ pub(crate) struct Shared {
     stop_accept: CancellationToken,
     stop_clients: CancellationToken,
     tasks: TaskTracker,
+    /// Set with the state `Closing` (and kept through `Closed`): read by every send without
+    /// the state's lock.
+    closing: AtomicBool,
 }
 
 /// The user-facing handle's owner: dropping the last [`Server`] clone shuts the server down.
@@ -424,6 +431,7 @@ impl Server {
         let first = shared.hub.modify_state(|s| match s {
             ServerState::Idle | ServerState::Listening => {
                 *s = ServerState::Closing;
+                shared.closing.store(true, Ordering::Release);
                 true
             }
             _ => false,
@@ -438,12 +446,12 @@ impl Server {
 
 impl Shared {
     fn check_open(&self, topic: &str) -> Result<()> {
-        match self.hub.current_state() {
-            ServerState::Closing | ServerState::Closed => Err(Error::SendAfterClose {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::SendAfterClose {
                 topic: topic.to_owned(),
-            }),
-            _ => Ok(()),
+            });
         }
+        Ok(())
     }
 
     fn encode(&self, topic: &str, message: &Payload) -> Result<Bytes> {
@@ -534,7 +542,7 @@ impl Shared {
             topic,
             message,
             client: Some(entry.id),
-            replier: Replier::Server(Arc::downgrade(self), Arc::clone(entry)),
+            replier: Replier::Server(Arc::clone(entry)),
         };
         self.router.dispatch(incoming, slots).await
     }
@@ -616,6 +624,7 @@ async fn serve_client(shared: Arc<Shared>, stream: UnixStream, copts: ConnOption
             id: client,
             outbox: Arc::clone(&abort.0),
             kick: kick.clone(),
+            server: Arc::downgrade(&shared),
         });
         lock(&shared.clients).insert(client, Arc::clone(&entry));
         debug!("client connected");
