@@ -155,9 +155,12 @@ impl Incoming {
     pub async fn reply(&self, topic: &str, message: impl Into<Payload>) -> Result<()> {
         match &self.replier {
             Replier::Server(entry) => {
-                let shared = entry.server.upgrade().ok_or_else(|| Error::SendAfterClose {
-                    topic: topic.to_owned(),
-                })?;
+                let shared = entry
+                    .server
+                    .upgrade()
+                    .ok_or_else(|| Error::SendAfterClose {
+                        topic: topic.to_owned(),
+                    })?;
                 shared.send_to(entry, topic, &message.into()).await
             }
             Replier::Client(shared) => {
