@@ -3,6 +3,7 @@
 
 use crate::connection::{Context, FastHash};
 use crate::error::{Error, RemoteError, Result};
+use crate::message::OkList;
 use crate::semver_range::{self, Range};
 use crate::value::{Value, from_value, to_value};
 use futures_util::FutureExt;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 /// What a method's future resolves to: the `ok` list, or the error sent back.
 pub(crate) type MethodFuture =
-    Pin<Box<dyn Future<Output = std::result::Result<Vec<Value>, RemoteError>> + Send>>;
+    Pin<Box<dyn Future<Output = std::result::Result<OkList, RemoteError>> + Send>>;
 type MethodFn = Arc<dyn Fn(Context, Vec<Value>) -> MethodFuture + Send + Sync>;
 pub(crate) type EventFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type EventFn = Arc<dyn Fn(Context, Vec<Value>) -> EventFuture + Send + Sync>;
@@ -39,12 +40,12 @@ fn decode_args<A: DeserializeOwned>(args: Vec<Value>) -> std::result::Result<A, 
 
 /// A typed method's result as the `ok` list: `()` gives `ok:[]` (what Node sends for an
 /// async method that returns nothing), anything else one element.
-fn encode_result<R: Serialize + 'static>(r: &R) -> std::result::Result<Vec<Value>, RemoteError> {
+fn encode_result<R: Serialize + 'static>(r: &R) -> std::result::Result<OkList, RemoteError> {
     if TypeId::of::<R>() == TypeId::of::<()>() {
-        return Ok(Vec::new());
+        return Ok(OkList::EMPTY);
     }
     to_value(r)
-        .map(|v| vec![v])
+        .map(OkList::One)
         .map_err(|_| RemoteError::internal())
 }
 
@@ -159,7 +160,8 @@ impl Interface {
         Fut: Future<Output = std::result::Result<Vec<Value>, RemoteError>> + Send + 'static,
     {
         let f: MethodFn = Arc::new(move |ctx: Context, args: Vec<Value>| -> MethodFuture {
-            Box::pin(f(ctx, args))
+            let fut = f(ctx, args);
+            Box::pin(async move { fut.await.map(OkList::Many) })
         });
         self.insert(name.into(), f)
     }
@@ -176,7 +178,7 @@ impl Interface {
 
 /// How a call is answered: at once (lookup failures, bad arguments) or by a method's future.
 pub(crate) enum Dispatch {
-    Now(std::result::Result<Vec<Value>, RemoteError>),
+    Now(std::result::Result<OkList, RemoteError>),
     Later(MethodFuture),
     /// The method panicked before returning its future: answer 16, report the message.
     Panicked(String),
@@ -577,11 +579,11 @@ mod tests {
             (None,)
         );
         assert_eq!(decode_args::<Vec<f64>>(vec![]).unwrap(), Vec::<f64>::new());
-        assert_eq!(encode_result(&()).unwrap(), Vec::<Value>::new());
-        assert_eq!(encode_result(&5).unwrap(), vec![Value::from(5)]);
+        assert_eq!(encode_result(&()).unwrap().into_vec(), Vec::<Value>::new());
+        assert_eq!(encode_result(&5).unwrap().into_vec(), vec![Value::from(5)]);
         assert_eq!(
-            encode_result(&Option::<u8>::None).unwrap(),
-            vec![Value::Null]
+            encode_result(&Option::<u8>::None).unwrap().as_slice(),
+            [Value::Null]
         );
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::app::{Application, Dispatch, EventFuture, MethodFuture, run_caught};
 use crate::error::{ERR_CALLBACK_LOST, ERR_INTERFACE_NOT_FOUND, Error, RemoteError, Result};
-use crate::message::{self, Id, Message, MessageError};
+use crate::message::{self, Id, Message, MessageError, OkList};
 use crate::value::{self, SerdeError, Value, from_value, to_value};
 use bytes::{BufMut, Bytes, BytesMut};
 use connkit_core::Scheme;
@@ -381,7 +381,7 @@ impl Kind {
     }
 }
 
-type Reply = oneshot::Sender<Result<Vec<Value>>>;
+type Reply = oneshot::Sender<Result<OkList>>;
 
 /// A request from a handle to the connection task.
 pub(crate) enum Command {
@@ -389,13 +389,33 @@ pub(crate) enum Command {
     /// serialized by the caller so that a broadcast serializes once for every connection.
     Send {
         kind: Kind,
-        tail: Bytes,
+        tail: Tail,
         reply: Option<Reply>,
     },
     /// Close gracefully.
     Close,
     /// Report the session state (for export).
     Snapshot(oneshot::Sender<crate::session::SessionSnapshot>),
+}
+
+/// The part of an originated message after its id: one caller's own bytes (a call: no
+/// reference count to allocate), or bytes shared by several (a broadcast, a resent call).
+pub(crate) enum Tail {
+    /// Written for this message only.
+    Owned(Vec<u8>),
+    /// Shared with other messages.
+    Shared(Bytes),
+}
+
+impl std::ops::Deref for Tail {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Tail::Owned(v) => v,
+            Tail::Shared(b) => b,
+        }
+    }
 }
 
 /// The one place every originated message (call, event, inspect, ping) passes through: it
@@ -584,7 +604,7 @@ impl Out {
 enum Done {
     Reply {
         id: Id,
-        result: std::result::Result<Vec<Value>, RemoteError>,
+        result: std::result::Result<OkList, RemoteError>,
     },
     Nothing,
     Panicked {
@@ -1183,12 +1203,12 @@ impl Task {
         }
     }
 
-    fn send_reply(&mut self, id: Id, result: std::result::Result<Vec<Value>, RemoteError>) {
+    fn send_reply(&mut self, id: Id, result: std::result::Result<OkList, RemoteError>) {
         let max = self.shared.max_message_len;
         let frame = match &result {
             Ok(values) => self
                 .outbox
-                .reply(|b| message::write_callback_ok(b, id, values)),
+                .reply(|b| message::write_callback_ok(b, id, values.as_slice())),
             Err(e) => self
                 .outbox
                 .reply(|b| message::write_callback_error(b, id, e)),
@@ -1256,7 +1276,7 @@ impl Task {
                 method,
                 args,
             } => self.on_call(id, &interface, &method, args),
-            Message::Callback { id, result } => self.on_callback(id, result),
+            Message::Callback { id, result } => self.on_callback(id, result.map(OkList::Many)),
             Message::Event {
                 interface,
                 event,
@@ -1273,7 +1293,7 @@ impl Task {
             },
             Message::Inspect { id, interface } => {
                 let result = match self.current_app().methods(&interface) {
-                    Some(names) => Ok(names.into_iter().map(Value::from).collect()),
+                    Some(names) => Ok(OkList::Many(names.into_iter().map(Value::from).collect())),
                     None => Err(RemoteError::new(ERR_INTERFACE_NOT_FOUND)),
                 };
                 self.send_reply(id, result);
@@ -1288,7 +1308,7 @@ impl Task {
             }
             Message::Pong { id } => match self.pending.remove(&id) {
                 Some(reply) => {
-                    let _ = reply.send(Ok(Vec::new()));
+                    let _ = reply.send(Ok(OkList::EMPTY));
                 }
                 // Heartbeat pings have no waiter.
                 None if self.heartbeat.interval.is_some() => {}
@@ -1305,7 +1325,7 @@ impl Task {
         Ok(())
     }
 
-    fn on_callback(&mut self, id: Id, result: std::result::Result<Vec<Value>, RemoteError>) {
+    fn on_callback(&mut self, id: Id, result: std::result::Result<OkList, RemoteError>) {
         match self.pending.remove(&id) {
             Some(reply) => {
                 let _ = reply.send(result.map_err(Error::Remote));
@@ -1655,9 +1675,9 @@ impl Connection {
     pub(crate) async fn send_tail(
         &self,
         kind: Kind,
-        tail: Bytes,
+        tail: Tail,
         want_reply: bool,
-    ) -> Result<Option<oneshot::Receiver<Result<Vec<Value>>>>> {
+    ) -> Result<Option<oneshot::Receiver<Result<OkList>>>> {
         self.check_open()?;
         self.check_len(tail.len())?;
         let (reply, rx) = if want_reply {
@@ -1678,7 +1698,7 @@ impl Connection {
         Ok(rx)
     }
 
-    async fn request(&self, kind: Kind, tail: Bytes) -> Result<Vec<Value>> {
+    async fn request(&self, kind: Kind, tail: Tail) -> Result<OkList> {
         let rx = self.send_tail(kind, tail, true).await?;
         match rx {
             // A reply is never ready when first awaited (it needs a round trip), so this await
@@ -1687,7 +1707,7 @@ impl Connection {
             Some(rx) => tokio::task::unconstrained(rx)
                 .await
                 .unwrap_or_else(|_| Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST)))),
-            None => Ok(Vec::new()),
+            None => Ok(OkList::EMPTY),
         }
     }
 
@@ -1710,9 +1730,11 @@ impl Connection {
         method: &str,
         args: impl AsRef<[Value]>,
     ) -> Result<Vec<Value>> {
-        let mut tail = BytesMut::with_capacity(32 + interface.len() + method.len());
+        let mut tail = Vec::with_capacity(32 + interface.len() + method.len());
         message::write_target_tail(&mut tail, interface, method, args.as_ref())?;
-        self.request(Kind::Call, tail.freeze()).await
+        self.request(Kind::Call, Tail::Owned(tail))
+            .await
+            .map(OkList::into_vec)
     }
 
     /// A snapshot of this connection's session (id, counters, unconfirmed messages), to
@@ -1750,7 +1772,11 @@ impl Connection {
         message::write_target_tail(&mut tail, interface, method, args.as_ref())?;
         let tail = tail.freeze();
         loop {
-            match self.request(Kind::Call, tail.clone()).await {
+            match self
+                .request(Kind::Call, Tail::Shared(tail.clone()))
+                .await
+                .map(OkList::into_vec)
+            {
                 Err(Error::Remote(e)) if e.code() == ERR_CALLBACK_LOST && !self.is_closed() => {
                     debug!(interface, method, "reply lost; calling again");
                 }
@@ -1774,13 +1800,11 @@ impl Connection {
         R: DeserializeOwned,
     {
         let args = args_to_values(args)?;
-        let mut ok = self.call(interface, method, args).await?;
-        let first = if ok.is_empty() {
-            Value::Undefined
-        } else {
-            ok.swap_remove(0)
-        };
-        Ok(from_value(first)?)
+        let mut tail = Vec::with_capacity(32 + interface.len() + method.len());
+        message::write_target_tail(&mut tail, interface, method, &args)?;
+        drop(args);
+        let ok = self.request(Kind::Call, Tail::Owned(tail)).await?;
+        Ok(from_value(ok.into_first())?)
     }
 
     /// Send the event `interface.event(args…)` to the peer. Returns once the event is queued
@@ -1796,9 +1820,10 @@ impl Connection {
         event: &str,
         args: impl AsRef<[Value]>,
     ) -> Result<()> {
-        let mut tail = BytesMut::with_capacity(32 + interface.len() + event.len());
+        let mut tail = Vec::with_capacity(32 + interface.len() + event.len());
         message::write_target_tail(&mut tail, interface, event, args.as_ref())?;
-        self.send_tail(Kind::Event, tail.freeze(), false).await?;
+        self.send_tail(Kind::Event, Tail::Owned(tail), false)
+            .await?;
         Ok(())
     }
 
@@ -1824,9 +1849,12 @@ impl Connection {
     /// # Errors
     /// [`Error::Remote`] with 12 when the peer has no such interface, or −1; [`Error::Closed`].
     pub async fn inspect(&self, interface: &str) -> Result<RemoteProxy> {
-        let mut tail = BytesMut::with_capacity(8 + interface.len());
+        let mut tail = Vec::with_capacity(8 + interface.len());
         message::write_inspect_tail(&mut tail, interface);
-        let names = self.request(Kind::Inspect, tail.freeze()).await?;
+        let names = self
+            .request(Kind::Inspect, Tail::Owned(tail))
+            .await?
+            .into_vec();
         let methods = names
             .into_iter()
             .map(|v| match v {
@@ -1848,7 +1876,8 @@ impl Connection {
     /// # Errors
     /// [`Error::Remote`] with −1 when the connection closed first; [`Error::Closed`].
     pub async fn ping(&self) -> Result<()> {
-        self.request(Kind::Ping, Bytes::from_static(b"]}")).await?;
+        self.request(Kind::Ping, Tail::Shared(Bytes::from_static(b"]}")))
+            .await?;
         Ok(())
     }
 

@@ -545,17 +545,71 @@ fn fast_id(b: &[u8], stop: u8) -> Option<(Id, &[u8])> {
     Some((if neg { -n } else { n }, &digits[len + 1..]))
 }
 
+/// The values of an `ok` list. A method's result is usually one value: kept inline, it
+/// costs no list allocation on the way from the method (or the reply) to the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OkList {
+    /// Exactly one value.
+    One(Value),
+    /// Any number of values.
+    Many(Vec<Value>),
+}
+
+impl OkList {
+    /// No values (no allocation).
+    pub(crate) const EMPTY: OkList = OkList::Many(Vec::new());
+
+    /// The values, in order.
+    pub(crate) fn as_slice(&self) -> &[Value] {
+        match self {
+            OkList::One(v) => std::slice::from_ref(v),
+            OkList::Many(v) => v,
+        }
+    }
+
+    /// The values as a list.
+    pub(crate) fn into_vec(self) -> Vec<Value> {
+        match self {
+            OkList::One(v) => vec![v],
+            OkList::Many(v) => v,
+        }
+    }
+
+    /// The first value, `undefined` when there is none.
+    pub(crate) fn into_first(self) -> Value {
+        match self {
+            OkList::One(v) => v,
+            OkList::Many(mut v) if !v.is_empty() => v.swap_remove(0),
+            OkList::Many(_) => Value::Undefined,
+        }
+    }
+}
+
+impl From<Vec<Value>> for OkList {
+    fn from(v: Vec<Value>) -> Self {
+        OkList::Many(v)
+    }
+}
+
 /// `{callback:[<id>],ok:[…]}` exactly as Node and we write it: the id and the `ok` list.
 /// `None` for anything else (the general path then reads it).
-pub(crate) fn fast_callback(b: &[u8]) -> Option<(Id, Vec<Value>)> {
+pub(crate) fn fast_callback(b: &[u8]) -> Option<(Id, OkList)> {
     let rest = b.strip_prefix(b"{callback:[")?;
     let (id, rest) = fast_id(rest, b']')?;
     let body = rest.strip_prefix(b",ok:")?.strip_suffix(b"}")?;
-    if body.first() != Some(&b'[') {
-        return None;
+    let inner = body.strip_prefix(b"[")?.strip_suffix(b"]")?;
+    // The usual reply is one value: read it as a value of its own (no list). A list of any
+    // other length, or with holes, does not read as one value and takes the general reading.
+    if !inner.is_empty() {
+        // One level less, as the value sits inside the list.
+        const INNER: value::ParseOptions =
+            value::ParseOptions::new().max_depth(value::ParseOptions::DEFAULT_MAX_DEPTH - 1);
+        if let Ok(v) = value::parse_with(inner, &INNER) {
+            return Some((id, OkList::One(v)));
+        }
     }
     match value::parse(body) {
-        Ok(Value::Array(values)) => Some((id, values)),
+        Ok(Value::Array(values)) => Some((id, OkList::Many(values))),
         _ => None,
     }
 }
@@ -825,6 +879,14 @@ mod tests {
     fn fast_readers_agree_with_the_general_reading() {
         let cases = [
             "{callback:[1],ok:[6]}",
+            "{callback:[1],ok:[6,7]}",
+            "{callback:[1],ok:[6,]}",
+            "{callback:[1],ok:[,]}",
+            "{callback:[1],ok:[ ]}",
+            "{callback:[1],ok:[undefined]}",
+            "{callback:[1],ok:['a,b']}",
+            "{callback:[1],ok:[[1],[2]]}",
+            "{callback:[1],ok:[1]]}",
             "{callback:[-12],ok:[]}",
             "{callback:[0],ok:[[1,,3],{a:'x'}]}",
             "{callback:[1],ok:[6],extra:1}",
@@ -851,7 +913,7 @@ mod tests {
                     general,
                     Some(Message::Callback {
                         id,
-                        result: Ok(values)
+                        result: Ok(values.into_vec())
                     }),
                     "{c}"
                 );

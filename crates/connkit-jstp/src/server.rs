@@ -5,7 +5,7 @@
 use crate::app::{Application, Applications};
 use crate::connection::{
     Attach, ClientConnection, Command, Connection, ConnectionState, Heartbeat, Kind, Observer,
-    REMOTE_EVENT_CAPACITY, RemoteEvent, Resume, Role, Shared, Task, new_connection,
+    REMOTE_EVENT_CAPACITY, RemoteEvent, Resume, Role, Shared, Tail, Task, new_connection,
     next_connection_id,
 };
 use crate::error::{ERR_APP_NOT_FOUND, ERR_AUTH_FAILED, Error, RemoteError, Result};
@@ -778,7 +778,7 @@ impl Server {
         let mut sent = 0;
         for client in self.clients() {
             if client
-                .send_tail(Kind::Event, tail.clone(), false)
+                .send_tail(Kind::Event, Tail::Shared(tail.clone()), false)
                 .await
                 .is_ok()
             {
