@@ -1799,10 +1799,12 @@ impl Connection {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let args = args_to_values(args)?;
         let mut tail = Vec::with_capacity(32 + interface.len() + method.len());
-        message::write_target_tail(&mut tail, interface, method, &args)?;
-        drop(args);
+        if !message::write_typed_target_tail(&mut tail, interface, method, args) {
+            let args = args_to_values(args)?;
+            tail.clear();
+            message::write_target_tail(&mut tail, interface, method, &args)?;
+        }
         let ok = self.request(Kind::Call, Tail::Owned(tail)).await?;
         Ok(from_value(ok.into_first())?)
     }

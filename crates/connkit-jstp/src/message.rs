@@ -26,6 +26,7 @@
 use crate::error::RemoteError;
 use crate::value::{self, Object, ParseError, SerializeError, Value};
 use bytes::BufMut;
+use std::fmt;
 
 /// A message id: the sender's counter when it originated the message; replies reuse it.
 pub type Id = i64;
@@ -391,21 +392,10 @@ impl Message {
 
 /// Write an integer id.
 pub(crate) fn write_id<B: BufMut + ?Sized>(out: &mut B, id: Id) {
-    let mut buf = [0u8; 20];
-    let mut n = id.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
     if id < 0 {
         out.put_u8(b'-');
     }
-    out.put_slice(&buf[i..]);
+    value::number::write_u64(id.unsigned_abs(), out);
 }
 
 /// Whether `s` can be written between single quotes as it is (no byte needs an escape).
@@ -482,6 +472,286 @@ pub(crate) fn write_target_tail<B: BufMut + ?Sized>(
     write_values(out, args)?;
     out.put_u8(b'}');
     Ok(())
+}
+
+/// [`write_target_tail`] for typed arguments that serialize as a sequence (a tuple, an
+/// array, a `Vec`, a tuple struct): each argument is converted and written in turn, with no
+/// argument list in between. `false` for anything else or any failure (a value that does
+/// not convert, NaN): `out` is then partly written, and the caller takes the general path,
+/// which gives the same bytes or the same error.
+pub(crate) fn write_typed_target_tail<A: serde::Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    interface: &str,
+    verb: &str,
+    args: &A,
+) -> bool {
+    out.put_u8(b',');
+    write_str(out, interface);
+    out.put_slice(b"],");
+    write_key(out, verb);
+    out.put_u8(b':');
+    if args.serialize(ArgsWriter { out }).is_err() {
+        return false;
+    }
+    out.put_u8(b'}');
+    true
+}
+
+/// The serializer of [`write_typed_target_tail`]: a sequence at the top, written as
+/// [`write_values`] writes a list; anything else is refused.
+struct ArgsWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+/// The sequence being written by [`ArgsWriter`].
+struct ArgsList<'a> {
+    out: &'a mut Vec<u8>,
+    count: usize,
+    last_undefined: bool,
+}
+
+/// "Take the general path": no message, the general path reports the real error.
+#[derive(Debug)]
+struct NotDirect;
+
+impl fmt::Display for NotDirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not written directly")
+    }
+}
+
+impl std::error::Error for NotDirect {}
+
+impl serde::ser::Error for NotDirect {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        NotDirect
+    }
+}
+
+impl ArgsList<'_> {
+    fn element<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotDirect> {
+        let v = value::to_value(v).map_err(|_| NotDirect)?;
+        if self.count > 0 {
+            self.out.put_u8(b',');
+        }
+        self.count += 1;
+        self.last_undefined = v.is_undefined();
+        if !self.last_undefined {
+            value::serialize_into(&v, self.out).map_err(|_| NotDirect)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), NotDirect> {
+        if self.last_undefined {
+            self.out.put_u8(b',');
+        }
+        self.out.put_u8(b']');
+        Ok(())
+    }
+}
+
+impl serde::ser::SerializeSeq for ArgsList<'_> {
+    type Ok = ();
+    type Error = NotDirect;
+
+    fn serialize_element<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotDirect> {
+        self.element(v)
+    }
+
+    fn end(self) -> Result<(), NotDirect> {
+        self.finish()
+    }
+}
+
+impl serde::ser::SerializeTuple for ArgsList<'_> {
+    type Ok = ();
+    type Error = NotDirect;
+
+    fn serialize_element<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotDirect> {
+        self.element(v)
+    }
+
+    fn end(self) -> Result<(), NotDirect> {
+        self.finish()
+    }
+}
+
+impl serde::ser::SerializeTupleStruct for ArgsList<'_> {
+    type Ok = ();
+    type Error = NotDirect;
+
+    fn serialize_field<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotDirect> {
+        self.element(v)
+    }
+
+    fn end(self) -> Result<(), NotDirect> {
+        self.finish()
+    }
+}
+
+impl<'a> serde::Serializer for ArgsWriter<'a> {
+    type Ok = ();
+    type Error = NotDirect;
+    type SerializeSeq = ArgsList<'a>;
+    type SerializeTuple = ArgsList<'a>;
+    type SerializeTupleStruct = ArgsList<'a>;
+    type SerializeTupleVariant = serde::ser::Impossible<(), NotDirect>;
+    type SerializeMap = serde::ser::Impossible<(), NotDirect>;
+    type SerializeStruct = serde::ser::Impossible<(), NotDirect>;
+    type SerializeStructVariant = serde::ser::Impossible<(), NotDirect>;
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<ArgsList<'a>, NotDirect> {
+        self.out.put_u8(b'[');
+        Ok(ArgsList {
+            out: self.out,
+            count: 0,
+            last_undefined: false,
+        })
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<ArgsList<'a>, NotDirect> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<ArgsList<'a>, NotDirect> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_bool(self, _v: bool) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_i64(self, _v: i64) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_u64(self, _v: u64) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_f64(self, _v: f64) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_i8(self, _v: i8) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_i16(self, _v: i16) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_i32(self, _v: i32) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_u8(self, _v: u8) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_u16(self, _v: u16) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_u32(self, _v: u32) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_f32(self, _v: f32) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_char(self, _v: char) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_str(self, _v: &str) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_bytes(self, _v: &[u8]) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_none(self) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_some<T: serde::Serialize + ?Sized>(self, _v: &T) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_unit(self) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+    ) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _v: &T,
+    ) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _v: &T,
+    ) -> Result<(), NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, NotDirect> {
+        Err(NotDirect)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, NotDirect> {
+        Err(NotDirect)
+    }
 }
 
 /// The part of an `inspect` after its id: `,'interface']}`.
@@ -873,6 +1143,44 @@ mod tests {
             let m = parse(c).unwrap();
             assert_eq!(String::from_utf8(m.to_bytes().unwrap()).unwrap(), c);
         }
+    }
+
+    #[test]
+    fn typed_arguments_written_directly_agree_with_the_general_path() {
+        fn general<A: serde::Serialize + ?Sized>(args: &A) -> Option<Vec<u8>> {
+            let values = crate::connection::args_to_values(args).ok()?;
+            let mut out = Vec::new();
+            write_target_tail(&mut out, "calc", "add", &values).ok()?;
+            Some(out)
+        }
+        fn check<A: serde::Serialize + ?Sized>(args: &A, direct: bool) {
+            let mut out = Vec::new();
+            let written = write_typed_target_tail(&mut out, "calc", "add", args);
+            assert_eq!(written, direct);
+            if written {
+                assert_eq!(Some(out), general(args));
+            }
+        }
+        check(&(7u64, 1), true);
+        check(&(-1.5f64, "it's ü\u{2028}", true), true);
+        check(&vec![1, 2, 3], true);
+        check(&[0u8; 0], true);
+        check(&(Option::<u8>::None, Value::Undefined), true);
+        check(&(1, Value::Undefined), true);
+        check(&(vec![(1, 2)], Some("x")), true);
+        check(&(f64::NAN,), false);
+        check(&(), false);
+        check(&5, false);
+        check(&Option::<(u8,)>::None, false);
+        #[derive(serde::Serialize)]
+        struct Pair(u8, u8);
+        check(&Pair(1, 2), true);
+        #[derive(serde::Serialize)]
+        struct Named {
+            a: u8,
+        }
+        check(&Named { a: 1 }, false);
+        check(&(Named { a: 1 },), true);
     }
 
     #[test]

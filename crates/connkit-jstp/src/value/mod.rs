@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-mod number;
+pub(crate) mod number;
 mod object;
 mod parse;
 mod serde;
