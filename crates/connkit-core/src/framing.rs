@@ -21,7 +21,7 @@
 //! # Ok::<(), connkit_core::framing::FrameError>(())
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::io;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -154,7 +154,7 @@ impl Decoder for DelimiterCodec {
                 });
             }
             let frame = src.split_to(end).freeze();
-            let _ = src.split_to(dlen);
+            src.advance(dlen);
             return Ok(Some(frame));
         }
         // Everything but a possible delimiter prefix at the end has been searched.
