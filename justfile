@@ -29,6 +29,7 @@ test-backoff:
 # API docs, warnings are errors.
 doc:
     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features
+    RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 
 # Benchmarks compile (CI does not run them).
 benches:

@@ -32,7 +32,7 @@
 //! ```
 //!
 //! With the `backoff` cargo feature, a [`Schedule`] implements `backoff::backoff::Backoff`
-//! and [`BackoffCrate`] drives connkit's loops with any `backoff::backoff::Backoff`. The
+//! and `BackoffCrate` drives connkit's loops with any `backoff::backoff::Backoff`. The
 //! feature is off by default because the `backoff` crate is unmaintained (RUSTSEC-2025-0012).
 
 use std::fmt;
