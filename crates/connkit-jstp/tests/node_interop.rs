@@ -348,6 +348,25 @@ struct NodeClient {
 }
 
 impl NodeClient {
+    /// A fault proxy in front of the fixture's TCP endpoint, and a Node client connected
+    /// through it to `testApp@^1.0.0` with Node's reconnector on.
+    async fn start_through_proxy(
+        node: &NodePeers,
+        f: &Fixture,
+    ) -> (connkit_testkit::FaultProxy, NodeClient) {
+        let proxy = connkit_testkit::FaultProxy::start(support::tcp_addr(f))
+            .await
+            .unwrap();
+        let mut n = NodeClient::start(node).await;
+        n.cmd(
+            json!({"cmd":"connect","transport":"net","app":"testApp@^1.0.0",
+            "port":proxy.addr().port(),"reconnect":true}),
+        )
+        .await
+        .unwrap();
+        (proxy, n)
+    }
+
     async fn start(node: &NodePeers) -> NodeClient {
         let mut proc = node.spawn("jstp_client.js", Vec::<String>::new()).unwrap();
         proc.wait_ready(T).await.unwrap();
@@ -564,16 +583,7 @@ async fn node_client_resumes_on_the_rust_server_after_a_cut() {
         Box::pin(async {
             let f = Fixture::start().await;
             let mut server_events = f.server.events();
-            let proxy = connkit_testkit::FaultProxy::start(support::tcp_addr(&f))
-                .await
-                .unwrap();
-            let mut n = NodeClient::start(&node).await;
-            n.cmd(
-                json!({"cmd":"connect","transport":"net","app":"testApp@^1.0.0",
-            "port":proxy.addr().port(),"reconnect":true}),
-            )
-            .await
-            .unwrap();
+            let (proxy, mut n) = NodeClient::start_through_proxy(&node, &f).await;
             assert_eq!(n.call("add", "[1,2]").await.unwrap(), v("[3]"));
             proxy.cut_all();
             // Buffered by the Node client while offline, replayed after its resume.
@@ -913,16 +923,7 @@ async fn node_client_on_the_rust_server_gets_minus_one_for_a_lost_reply() {
         Box::pin(async {
             let f = Fixture::start().await;
             let mut server_events = f.server.events();
-            let proxy = connkit_testkit::FaultProxy::start(support::tcp_addr(&f))
-                .await
-                .unwrap();
-            let mut n = NodeClient::start(&node).await;
-            n.cmd(
-                json!({"cmd":"connect","transport":"net","app":"testApp@^1.0.0",
-                "port":proxy.addr().port(),"reconnect":true}),
-            )
-            .await
-            .unwrap();
+            let (proxy, mut n) = NodeClient::start_through_proxy(&node, &f).await;
             // Not awaited: its reply will be lost.
             n.proc
                 .write_line(
