@@ -442,20 +442,8 @@ async fn server_ids_continue_strictly_downward_and_the_buffer_replays_on_the_wir
             "{event:[-2,'calculator'],tick:[2,'1.0.0']}"
         );
         // New server messages go on downward: -3, never a reused id.
-        b.send("{call:[2,'calculator'],ticker:[1]}").await;
-        assert_eq!(
-            b.frame().await,
-            "{event:[-3,'calculator'],tick:[1,'1.0.0']}"
-        );
-        assert_eq!(b.frame().await, "{callback:[2],ok:[1]}");
-        // Pongs prune: the ping gets the next id.
-        b.send("{ping:[3]}").await;
-        assert_eq!(b.frame().await, "{pong:[3]}");
-        // An unknown session is refused with 11.
-        let mut c = Raw::connect(addr).await;
-        c.send("{handshake:[0,'testApp'],session:['00000000-0000-4000-8000-000000000000',0]}")
-            .await;
-        assert_eq!(c.frame().await, "{handshake:[0],error:[11]}");
+        b.expect_ids_continue_at_minus_three().await;
+        Raw::expect_unknown_session_refused(addr).await;
     })
     .await;
 }

@@ -93,20 +93,9 @@ async fn an_expired_session_is_restored_from_storage_on_a_new_connection() {
         assert_ne!(second.id(), first.id());
         assert_eq!(second.session_id(), sid);
         assert!(!storage.is_inactive(&sid), "get clears the inactive stamp");
-        b.send("{call:[2,'calculator'],ticker:[1]}").await;
-        assert_eq!(
-            b.frame().await,
-            "{event:[-3,'calculator'],tick:[1,'1.0.0']}"
-        );
-        assert_eq!(b.frame().await, "{callback:[2],ok:[1]}");
-        b.send("{ping:[3]}").await;
-        assert_eq!(b.frame().await, "{pong:[3]}");
+        b.expect_ids_continue_at_minus_three().await;
         // An unknown session: 11, then the server closes.
-        let mut c = Raw::connect(addr).await;
-        c.send("{handshake:[0,'testApp'],session:['00000000-0000-4000-8000-000000000000',0]}")
-            .await;
-        assert_eq!(c.frame().await, "{handshake:[0],error:[11]}");
-        assert_eq!(c.next().await, None);
+        Raw::expect_unknown_session_refused(addr).await;
     })
     .await;
 }

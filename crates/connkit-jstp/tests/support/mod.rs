@@ -233,6 +233,28 @@ impl Raw {
         }
     }
 
+    /// After a restore whose last server id was −2: the call `ticker(1)` (client id 2) gets
+    /// its event with id −3 (never a reused id) and its reply, and a ping (3) is answered.
+    pub async fn expect_ids_continue_at_minus_three(&mut self) {
+        self.send("{call:[2,'calculator'],ticker:[1]}").await;
+        assert_eq!(
+            self.frame().await,
+            "{event:[-3,'calculator'],tick:[1,'1.0.0']}"
+        );
+        assert_eq!(self.frame().await, "{callback:[2],ok:[1]}");
+        self.send("{ping:[3]}").await;
+        assert_eq!(self.frame().await, "{pong:[3]}");
+    }
+
+    /// A resume with a session id the server does not know: error 11, then the server closes.
+    pub async fn expect_unknown_session_refused(addr: std::net::SocketAddr) {
+        let mut c = Raw::connect(addr).await;
+        c.send("{handshake:[0,'testApp'],session:['00000000-0000-4000-8000-000000000000',0]}")
+            .await;
+        assert_eq!(c.frame().await, "{handshake:[0],error:[11]}");
+        assert_eq!(c.next().await, None);
+    }
+
     pub async fn frame(&mut self) -> String {
         self.next().await.expect("closed")
     }
