@@ -476,6 +476,7 @@ impl ClientOptions {
             stop: Default::default(),
             closing: Default::default(),
             max_message_len: self.max_message_len,
+            replies: Default::default(),
         };
         let (conn, mut parts) = new_connection(state, None, self.close_grace);
         parts.heartbeat = self.heartbeat;

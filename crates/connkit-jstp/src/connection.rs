@@ -359,6 +359,8 @@ pub(crate) struct Shared {
     pub(crate) stop: CancellationToken,
     pub(crate) closing: AtomicBool,
     pub(crate) max_message_len: usize,
+    /// The reply slots of pending calls.
+    pub(crate) replies: crate::replies::ReplySlots,
 }
 
 /// The kinds of message a side originates; each takes an id from the [`Outbox`].
@@ -381,7 +383,7 @@ impl Kind {
     }
 }
 
-type Reply = oneshot::Sender<Result<OkList>>;
+type Reply = crate::replies::ReplySlot;
 
 /// A request from a handle to the connection task.
 pub(crate) enum Command {
@@ -937,7 +939,7 @@ impl Task {
             .count();
         let failed = self.pending.len();
         for (_, reply) in self.pending.drain() {
-            let _ = reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
+            reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
         }
         let max_buffered = self.outbox.max_buffered;
         self.outbox = Outbox::after_handshake(self.shared.role);
@@ -974,7 +976,7 @@ impl Task {
         let lost = lost_ids.len();
         for id in lost_ids {
             if let Some(reply) = self.pending.remove(&id) {
-                let _ = reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
+                reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
             }
         }
         if send_handshake_reply {
@@ -1308,7 +1310,7 @@ impl Task {
             }
             Message::Pong { id } => match self.pending.remove(&id) {
                 Some(reply) => {
-                    let _ = reply.send(Ok(OkList::EMPTY));
+                    reply.send(Ok(OkList::EMPTY));
                 }
                 // Heartbeat pings have no waiter.
                 None if self.heartbeat.interval.is_some() => {}
@@ -1328,7 +1330,7 @@ impl Task {
     fn on_callback(&mut self, id: Id, result: std::result::Result<OkList, RemoteError>) {
         match self.pending.remove(&id) {
             Some(reply) => {
-                let _ = reply.send(result.map_err(Error::Remote));
+                reply.send(result.map_err(Error::Remote));
             }
             None => self.reject(|| format!("a callback with unknown id {id}")),
         }
@@ -1448,7 +1450,7 @@ impl Task {
             End::Abort(error) | End::Lost(error) => error,
         };
         for (_, reply) in self.pending.drain() {
-            let _ = reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
+            reply.send(Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST))));
         }
         if let Some(p) = self.persist.take() {
             p.finished(self.snapshot());
@@ -1677,11 +1679,11 @@ impl Connection {
         kind: Kind,
         tail: Tail,
         want_reply: bool,
-    ) -> Result<Option<oneshot::Receiver<Result<OkList>>>> {
+    ) -> Result<Option<crate::replies::ReplyWait>> {
         self.check_open()?;
         self.check_len(tail.len())?;
         let (reply, rx) = if want_reply {
-            let (tx, rx) = oneshot::channel();
+            let (tx, rx) = self.shared.replies.take();
             (Some(tx), Some(rx))
         } else {
             (None, None)
@@ -1704,9 +1706,7 @@ impl Connection {
             // A reply is never ready when first awaited (it needs a round trip), so this await
             // always yields once; exempting it from tokio's cooperative budget only stops a
             // batch of ready replies from being re-polled over and over.
-            Some(rx) => tokio::task::unconstrained(rx)
-                .await
-                .unwrap_or_else(|_| Err(Error::Remote(RemoteError::new(ERR_CALLBACK_LOST)))),
+            Some(rx) => tokio::task::unconstrained(rx).await,
             None => Ok(OkList::EMPTY),
         }
     }

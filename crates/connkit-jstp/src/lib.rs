@@ -94,6 +94,7 @@ mod connection;
 pub mod error;
 pub mod message;
 pub mod policy;
+mod replies;
 pub mod semver_range;
 mod server;
 pub mod session;

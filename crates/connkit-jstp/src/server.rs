@@ -1011,6 +1011,7 @@ async fn serve(shared: Arc<ServerShared>, incoming: Incoming) {
         stop,
         closing: Default::default(),
         max_message_len: shared.max_message_len,
+        replies: Default::default(),
     };
     let observer: Arc<dyn Observer> = Arc::clone(&shared) as Arc<dyn Observer>;
     let (client, mut parts) = new_connection(state, Some(observer), shared.close_grace);
