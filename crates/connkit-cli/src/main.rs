@@ -75,21 +75,7 @@ impl Failure {
     }
 }
 
-/// An error and its chain of sources, as one line: `outer: cause: root cause` (a cause whose
-/// text the line already holds is not repeated).
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
-}
+pub(crate) use connkit::core::error::display_chain as error_chain;
 
 /// Print one JSON value as one line on stdout.
 pub(crate) fn print_json(v: &serde_json::Value) {

@@ -179,6 +179,32 @@ impl From<crate::endpoint::EndpointError> for Error {
 /// A `Result` with [`Error`] as the error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its chain of sources as one line, `outer: cause: root cause`; a cause whose
+/// text the line already holds is not repeated (many errors print their source themselves).
+///
+/// ```
+/// let e = connkit_core::Error::io(
+///     "connect tcp://127.0.0.1:1",
+///     std::io::Error::other("refused"),
+/// );
+/// let line = connkit_core::error::display_chain(&e);
+/// assert!(line.ends_with(": refused"), "{line}");
+/// ```
+#[must_use]
+pub fn display_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +221,29 @@ mod tests {
         assert!(!cfg.is_retryable());
         assert_eq!(cfg.to_string(), "invalid configuration: no tls config");
         assert!(std::error::Error::source(&refused).is_some());
+    }
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        let root = io::Error::other("root cause");
+        let mid = Error::with_source(ErrorKind::Protocol, "middle", root);
+        let line = display_chain(&mid);
+        assert_eq!(line.matches("root cause").count(), 1, "{line}");
+        assert!(line.starts_with(&mid.to_string()), "{line}");
+        #[derive(Debug)]
+        struct Outer(Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("outer")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let line = display_chain(&Outer(mid));
+        assert!(line.starts_with("outer: "), "{line}");
+        assert!(line.ends_with("root cause"), "{line}");
     }
 }

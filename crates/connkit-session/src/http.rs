@@ -157,23 +157,9 @@ fn request_error(url: &Url, e: &reqwest::Error) -> Error {
     // reqwest::Error is not Clone; keep its text chain as the cause.
     Error::Request {
         url: url.to_string(),
-        message: format!("{message}: {}", chain(e)),
+        message: format!("{message}: {}", connkit_core::error::display_chain(e)),
         source: None,
     }
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 /// Turn an error status into an [`Error`], reading a little of the body for the message.
