@@ -326,15 +326,12 @@ async fn the_connect_policy_decides_every_handshake() {
             assert_eq!((*attempt as usize, *session), (i, true));
         }
         // Refused credentials fail the first connect with 11.
-        match f
-            .client_opts()
-            .connect_policy(connkit_jstp::policy::Login::new("user", "wrong"))
-            .connect(&f.endpoint(Transport::Tcp), "testApp")
-            .await
-        {
-            Err(Error::Remote(e)) => assert_eq!(e.code(), connkit_jstp::error::ERR_AUTH_FAILED),
-            other => panic!("expected 11, got {other:?}"),
-        }
+        refused_with_11(
+            f.client_opts()
+                .connect_policy(connkit_jstp::policy::Login::new("user", "wrong"))
+                .connect(&f.endpoint(Transport::Tcp), "testApp")
+                .await,
+        );
     })
     .await;
 }
@@ -530,14 +527,12 @@ async fn an_exported_session_resumes_in_a_new_client_with_its_offline_messages()
         // An unknown session is refused with 11.
         let mut bad = snapshot.clone();
         bad.id = "00000000-0000-4000-8000-000000000000".into();
-        match ClientOptions::new()
-            .resume(bad)
-            .connect(&f.endpoint(Transport::Tcp), "testApp")
-            .await
-        {
-            Err(Error::Remote(e)) => assert_eq!(e.code(), connkit_jstp::error::ERR_AUTH_FAILED),
-            other => panic!("expected 11, got {other:?}"),
-        }
+        refused_with_11(
+            ClientOptions::new()
+                .resume(bad)
+                .connect(&f.endpoint(Transport::Tcp), "testApp")
+                .await,
+        );
     })
     .await;
 }
@@ -642,4 +637,12 @@ async fn websocket_pings_are_answered_on_a_jstp_connection() {
         }
     })
     .await;
+}
+
+/// A connect the server refused with error 11 (auth failed, or an unknown session).
+fn refused_with_11<T: std::fmt::Debug>(r: Result<T, Error>) {
+    match r {
+        Err(Error::Remote(e)) => assert_eq!(e.code(), connkit_jstp::error::ERR_AUTH_FAILED),
+        other => panic!("expected 11, got {other:?}"),
+    }
 }
