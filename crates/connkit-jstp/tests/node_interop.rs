@@ -623,11 +623,7 @@ async fn rust_client_resumes_on_the_node_server_after_a_cut() {
             let s = NodeServer::start(&node).await;
             let (proxy, ep) = s.proxied().await;
             let c = ClientOptions::new()
-                .reconnect(
-                    connkit_jstp::Reconnect::new()
-                        .initial_delay(Duration::from_millis(20))
-                        .jitter(Duration::ZERO),
-                )
+                .reconnect(support::fast_reconnect())
                 .connect(&ep, "calc@^1.0.0")
                 .await
                 .unwrap();
@@ -820,12 +816,7 @@ async fn rust_client_on_the_node_server_lost_replies_resend_and_offline_events()
             let s = NodeServer::start(&node).await;
             let (proxy, ep) = s.proxied().await;
             let c = ClientOptions::new()
-                .reconnect(
-                    connkit_jstp::Reconnect::new()
-                        .initial_delay(Duration::from_millis(20))
-                        .max_delay(Duration::from_millis(100))
-                        .jitter(Duration::ZERO),
-                )
+                .reconnect(support::fast_reconnect())
                 .connect(&ep, "calc@^1.0.0")
                 .await
                 .unwrap();
@@ -986,12 +977,7 @@ async fn rust_client_starts_a_new_session_when_a_node_server_answers_11() {
             let (proxy, ep) = a.proxied().await;
             let c = ClientOptions::new()
                 .login("user", "secret")
-                .reconnect(
-                    connkit_jstp::Reconnect::new()
-                        .initial_delay(Duration::from_millis(20))
-                        .max_delay(Duration::from_millis(100))
-                        .jitter(Duration::ZERO),
-                )
+                .reconnect(support::fast_reconnect())
                 // Server b shares nothing with a: it answers the resume with 11.
                 .fallback_endpoints([b.endpoint(Transport::Tcp)])
                 .connect(&ep, "calc@^1.0.0")

@@ -8,24 +8,17 @@ mod support;
 use connkit_jstp::error::ERR_CALLBACK_LOST;
 use connkit_jstp::policy::{ConnectPolicy, ConnectRequest, Credentials};
 use connkit_jstp::{
-    Applications, Client, ClientOptions, ConnectionEvent, ConnectionState, Error, Reconnect,
-    ServerEvent, UnknownSession, Value,
+    Applications, Client, ClientOptions, ConnectionEvent, ConnectionState, Error, ServerEvent,
+    UnknownSession, Value,
 };
 use connkit_testkit::{FaultProxy, within};
 use futures_util::StreamExt;
 use std::time::Duration;
-use support::{Fixture, Raw, Transport, tcp_addr};
+use support::{Fixture, Raw, Transport, fast_reconnect, tcp_addr};
 use tokio::net::TcpStream;
 
 fn v(s: &str) -> Value {
     s.parse().unwrap()
-}
-
-fn fast() -> Reconnect {
-    Reconnect::new()
-        .initial_delay(Duration::from_millis(20))
-        .max_delay(Duration::from_millis(200))
-        .jitter(Duration::ZERO)
 }
 
 async fn proxied(f: &Fixture) -> (FaultProxy, connkit_core::Endpoint) {
@@ -54,7 +47,7 @@ async fn calls_and_events_made_offline_are_delivered_after_the_resume() {
         let mut server_events = f.server.events();
         let c = f
             .client_opts()
-            .reconnect(fast())
+            .reconnect(fast_reconnect())
             .connect(&ep, "testApp@^1.0.0")
             .await
             .unwrap();
@@ -116,7 +109,7 @@ async fn a_lost_reply_fails_with_minus_one_and_resend_calls_again() {
         let (proxy, ep) = proxied(&f).await;
         let c = f
             .client_opts()
-            .reconnect(fast())
+            .reconnect(fast_reconnect())
             .connect(&ep, "testApp")
             .await
             .unwrap();
@@ -159,7 +152,7 @@ async fn a_silent_server_is_declared_dead_and_the_session_moves_to_a_new_socket(
         let (proxy, ep) = proxied(&f).await;
         let c = f
             .client_opts()
-            .reconnect(fast())
+            .reconnect(fast_reconnect())
             .heartbeat_interval(Duration::from_millis(50))
             .heartbeat_timeout(Duration::from_millis(200))
             .connect_timeout(Duration::from_millis(500))
@@ -201,7 +194,7 @@ async fn an_unknown_session_starts_a_new_one_by_default() {
         let c = f
             .client_opts()
             .login("user", "secret")
-            .reconnect(fast())
+            .reconnect(fast_reconnect())
             .connect(&ep, "testApp")
             .await
             .unwrap();
@@ -264,7 +257,7 @@ async fn an_unknown_session_stops_the_reconnector_when_asked() {
         let f = Fixture::start_with(|o| o.client_expiration_time(Duration::from_millis(50))).await;
         let (proxy, ep) = proxied(&f).await;
         let c = ClientOptions::new()
-            .reconnect(fast().on_unknown_session(UnknownSession::Stop))
+            .reconnect(fast_reconnect().on_unknown_session(UnknownSession::Stop))
             .connect(&ep, "testApp")
             .await
             .unwrap();
@@ -304,7 +297,7 @@ async fn the_connect_policy_decides_every_handshake() {
         let c = f
             .client_opts()
             .connect_policy(std::sync::Arc::clone(&policy))
-            .reconnect(fast())
+            .reconnect(fast_reconnect())
             .connect(&ep, "testApp")
             .await
             .unwrap();
@@ -344,7 +337,7 @@ async fn endpoints_rotate_on_each_attempt() {
         let (b, ep_b) = proxied(&f).await;
         let (c_proxy, ep_c) = proxied(&f).await;
         let c = ClientOptions::new()
-            .reconnect(fast())
+            .reconnect(fast_reconnect())
             .fallback_endpoints([ep_b, ep_c])
             .connect(&ep_a, "testApp")
             .await
@@ -374,7 +367,7 @@ async fn the_reconnector_gives_up_after_max_attempts() {
         let f = Fixture::start().await;
         let (proxy, ep) = proxied(&f).await;
         let c = ClientOptions::new()
-            .reconnect(fast().max_attempts(3))
+            .reconnect(fast_reconnect().max_attempts(3))
             .connect(&ep, "testApp")
             .await
             .unwrap();
@@ -487,7 +480,7 @@ async fn an_exported_session_resumes_in_a_new_client_with_its_offline_messages()
         let (proxy, ep) = proxied(&f).await;
         let mut server_events = f.server.events();
         let a = ClientOptions::new()
-            .reconnect(fast())
+            .reconnect(fast_reconnect())
             .connect(&ep, "testApp")
             .await
             .unwrap();

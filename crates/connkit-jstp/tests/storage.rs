@@ -8,7 +8,7 @@ mod support;
 use connkit_jstp::storage::{
     MemoryStorage, SessionStorageProvider, StorageError, StorageFuture, StoredSession,
 };
-use connkit_jstp::{ClientConnection, ConnectionState, Reconnect, ServerEvent, Value};
+use connkit_jstp::{ClientConnection, ConnectionState, ServerEvent, Value};
 use connkit_testkit::within;
 use futures_util::StreamExt;
 use std::time::Duration;
@@ -109,12 +109,7 @@ async fn a_second_server_sharing_the_storage_takes_the_session_over() {
         let mut two_events = two.server.events();
         let c = one
             .client_opts()
-            .reconnect(
-                Reconnect::new()
-                    .initial_delay(Duration::from_millis(20))
-                    .max_delay(Duration::from_millis(100))
-                    .jitter(Duration::ZERO),
-            )
+            .reconnect(support::fast_reconnect())
             .fallback_endpoints([two.endpoint(Transport::Tcp)])
             .connect(&one.endpoint(Transport::Tcp), "testApp@^1.0.0")
             .await

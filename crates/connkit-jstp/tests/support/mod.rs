@@ -259,3 +259,11 @@ impl Raw {
         self.next().await.expect("closed")
     }
 }
+
+/// A quick reconnect schedule for tests: 20 ms doubling to 100 ms, no jitter.
+pub fn fast_reconnect() -> connkit_jstp::Reconnect {
+    connkit_jstp::Reconnect::new()
+        .initial_delay(Duration::from_millis(20))
+        .max_delay(Duration::from_millis(100))
+        .jitter(Duration::ZERO)
+}
