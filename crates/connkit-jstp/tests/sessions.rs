@@ -400,24 +400,7 @@ async fn server_ids_continue_strictly_downward_and_the_buffer_replays_on_the_wir
     within(30, async {
         let f = Fixture::start().await;
         let addr = tcp_addr(&f);
-        let mut a = Raw::connect(addr).await;
-        a.send("{handshake:[0,'testApp','^1.0.0']}").await;
-        let reply = a.frame().await;
-        let sid = reply
-            .split('\'')
-            .nth(1)
-            .unwrap_or_else(|| panic!("{reply}"))
-            .to_owned();
-        a.send("{call:[1,'calculator'],ticker:[2]}").await;
-        assert_eq!(
-            a.frame().await,
-            "{event:[-1,'calculator'],tick:[1,'1.0.0']}"
-        );
-        assert_eq!(
-            a.frame().await,
-            "{event:[-2,'calculator'],tick:[2,'1.0.0']}"
-        );
-        assert_eq!(a.frame().await, "{callback:[1],ok:[2]}");
+        let (a, sid) = Raw::start_session_with_two_server_events(addr).await;
         drop(a);
         // Resume saying we received only -1: the server answers with its receivedCount (1)
         // and sends -2 again, with its original id.

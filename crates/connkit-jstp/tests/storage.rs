@@ -56,21 +56,8 @@ async fn an_expired_session_is_restored_from_storage_on_a_new_connection() {
         .await;
         let mut events = f.server.events();
         let addr = tcp_addr(&f);
-        let mut a = Raw::connect(addr).await;
-        a.send("{handshake:[0,'testApp','^1.0.0']}").await;
-        let reply = a.frame().await;
-        let sid = reply.split('\'').nth(1).unwrap().to_owned();
+        let (a, sid) = Raw::start_session_with_two_server_events(addr).await;
         let first = connected(&mut events).await;
-        a.send("{call:[1,'calculator'],ticker:[2]}").await;
-        assert_eq!(
-            a.frame().await,
-            "{event:[-1,'calculator'],tick:[1,'1.0.0']}"
-        );
-        assert_eq!(
-            a.frame().await,
-            "{event:[-2,'calculator'],tick:[2,'1.0.0']}"
-        );
-        assert_eq!(a.frame().await, "{callback:[1],ok:[2]}");
         drop(a);
         // The live entry expires (the connection closes for good); storage keeps it.
         wait_closed(&first).await;

@@ -233,6 +233,30 @@ impl Raw {
         }
     }
 
+    /// A new session on `testApp@^1.0.0` in which the server sends two events (ids −1 and
+    /// −2, from `ticker(2)`, client id 1) and its reply; the socket and the session id.
+    pub async fn start_session_with_two_server_events(addr: std::net::SocketAddr) -> (Raw, String) {
+        let mut a = Raw::connect(addr).await;
+        a.send("{handshake:[0,'testApp','^1.0.0']}").await;
+        let reply = a.frame().await;
+        let sid = reply
+            .split('\'')
+            .nth(1)
+            .unwrap_or_else(|| panic!("{reply}"))
+            .to_owned();
+        a.send("{call:[1,'calculator'],ticker:[2]}").await;
+        assert_eq!(
+            a.frame().await,
+            "{event:[-1,'calculator'],tick:[1,'1.0.0']}"
+        );
+        assert_eq!(
+            a.frame().await,
+            "{event:[-2,'calculator'],tick:[2,'1.0.0']}"
+        );
+        assert_eq!(a.frame().await, "{callback:[1],ok:[2]}");
+        (a, sid)
+    }
+
     /// After a restore whose last server id was −2: the call `ticker(1)` (client id 2) gets
     /// its event with id −3 (never a reused id) and its reply, and a ping (3) is answered.
     pub async fn expect_ids_continue_at_minus_three(&mut self) {
