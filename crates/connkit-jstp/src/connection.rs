@@ -95,6 +95,23 @@ impl std::hash::Hasher for FastHasher {
     }
 }
 
+/// Return `Pending` once, waking the task at once (unlike `tokio::task::yield_now`, whose
+/// deferred wake-up a combinator such as `FuturesUnordered` does not see, so it would go on
+/// polling its other futures instead of yielding).
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// Process-unique connection ids (as Node's `Connection#id`).
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -108,6 +125,10 @@ const TURN_BATCH: usize = 256;
 const OVERFLOW_LIMIT: usize = 4096;
 /// Capacity of the command channel of a connection.
 pub(crate) const COMMAND_CAPACITY: usize = 8192;
+/// A sender finding this many commands (or a multiple) queued and not yet taken yields once
+/// before queueing its own, so that a task issuing thousands of calls in one poll lets the
+/// connection task send the first ones while it prepares the rest.
+const YIELD_EVERY: usize = 512;
 /// Capacity of the remote-event broadcast.
 pub(crate) const REMOTE_EVENT_CAPACITY: usize = 1024;
 
@@ -1682,6 +1703,13 @@ impl Connection {
     ) -> Result<Option<crate::replies::ReplyWait>> {
         self.check_open()?;
         self.check_len(tail.len())?;
+        // Every `YIELD_EVERY` commands the connection task has not taken yet, yield once
+        // (before queueing, so a future dropped here has queued nothing): a task issuing
+        // thousands of calls in one poll lets the first ones go out while it issues the rest.
+        let queued = self.tx.max_capacity() - self.tx.capacity();
+        if queued != 0 && queued.is_multiple_of(YIELD_EVERY) {
+            yield_once().await;
+        }
         let (reply, rx) = if want_reply {
             let (tx, rx) = self.shared.replies.take();
             (Some(tx), Some(rx))
@@ -1689,7 +1717,7 @@ impl Connection {
             (None, None)
         };
         // `try_send` first: no semaphore wait and no cooperative-budget charge on the common
-        // path, so thousands of calls issued together do not make each other yield.
+        // path (the budget would make calls issued together yield every 128, each re-polled).
         match self.tx.try_send(Command::Send { kind, tail, reply }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(cmd)) => {

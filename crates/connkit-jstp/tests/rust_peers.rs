@@ -554,3 +554,68 @@ async fn dropping_the_last_handle_closes_the_connection() {
     })
     .await;
 }
+
+/// A task issuing thousands of calls in one poll does not queue them all before any goes
+/// out: every 512 queued and not yet taken, a sender yields once, and the connection task
+/// sends what is queued. Seen from the server: a call made (by another future) while the
+/// batch is paused after its first poll arrives right after the first 512, not after all
+/// 2000. Needs the current-thread runtime of `#[tokio::test]`: on a multi-threaded one the
+/// connection task may drain the queue concurrently and no sender ever finds 512 waiting.
+#[tokio::test]
+async fn a_large_batch_of_calls_goes_out_while_it_is_issued() {
+    use connkit_jstp::{Application, Interface, ServerOptions};
+    use futures_util::FutureExt;
+    use futures_util::stream::FuturesUnordered;
+    use std::sync::{Arc, Mutex};
+    within(30, async {
+        let log = Arc::new(Mutex::new(Vec::<i64>::new()));
+        let seen = Arc::clone(&log);
+        let app = Application::new("order", connkit_jstp::semver::Version::new(1, 0, 0)).interface(
+            "log",
+            Interface::new().method("record", move |_ctx, (i,): (i64,)| {
+                seen.lock().unwrap().push(i);
+                async { Ok(()) }
+            }),
+        );
+        let server = ServerOptions::new()
+            .application(app)
+            .listen(["tcp://127.0.0.1:0"
+                .parse::<connkit_core::Endpoint>()
+                .unwrap()])
+            .await
+            .unwrap();
+        let c = Client::connect(&server.endpoints()[0], "order")
+            .await
+            .unwrap();
+        let mut batch: FuturesUnordered<_> = (0..2000i64)
+            .map(|i| {
+                let c = c.clone();
+                async move { c.call_typed::<_, ()>("log", "record", &(i,)).await }
+            })
+            .collect();
+        // One pass over the batch: it stops after queueing 512 calls.
+        assert!(batch.next().now_or_never().is_none());
+        c.call_typed::<_, ()>("log", "record", &(-1,))
+            .await
+            .unwrap();
+        let mut done = 0;
+        while let Some(r) = batch.next().await {
+            r.unwrap();
+            done += 1;
+        }
+        assert_eq!(done, 2000);
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.len(), 2001);
+        assert_eq!(
+            log.iter().position(|&i| i == -1),
+            Some(512),
+            "the marker's place"
+        );
+        let mut batch_order: Vec<i64> = log.into_iter().filter(|&i| i >= 0).collect();
+        batch_order.sort_unstable();
+        assert_eq!(batch_order, (0..2000).collect::<Vec<_>>());
+        c.close().await;
+        server.close().await;
+    })
+    .await;
+}
