@@ -326,7 +326,15 @@ impl<'de> Visitor<'de> for ValueVisitor {
 /// `serde::Serializer` whose output is a [`Value`].
 struct ValueSerializer;
 
+/// 2^53: integers of smaller magnitude are exact as `f64`.
+const SAFE: u64 = 1 << 53;
+
 fn exact_i128(v: i128) -> Result<Value, SerdeError> {
+    // The common case without the (software) 128-bit conversions.
+    if v.unsigned_abs() <= u128::from(SAFE) {
+        #[allow(clippy::cast_precision_loss)] // |v| ≤ 2^53: exact.
+        return Ok(Value::Number(v as f64));
+    }
     // Rounds; checked for exactness below.
     let f = v as f64;
     // f64 values in [-2^127, 2^127) convert back without saturation.
@@ -337,6 +345,10 @@ fn exact_i128(v: i128) -> Result<Value, SerdeError> {
 }
 
 fn exact_u128(v: u128) -> Result<Value, SerdeError> {
+    if v <= u128::from(SAFE) {
+        #[allow(clippy::cast_precision_loss)] // v ≤ 2^53: exact.
+        return Ok(Value::Number(v as f64));
+    }
     // Rounds; checked for exactness below.
     let f = v as f64;
     // f64 values below 2^128 convert back without saturation.
@@ -1298,6 +1310,11 @@ mod tests {
             to_value(&9_007_199_254_740_992_u64),
             Ok(Value::Number(9_007_199_254_740_992.0))
         );
+        assert_eq!(
+            to_value(&-9_007_199_254_740_992_i64),
+            Ok(Value::Number(-9_007_199_254_740_992.0))
+        );
+        assert_eq!(to_value(&-9_007_199_254_740_993_i64).ok(), None);
         assert_eq!(to_value(&(1u64 << 63)), Ok(Value::Number(2f64.powi(63))));
         assert!(to_value(&u64::MAX).is_err());
         assert!(to_value(&i64::MAX).is_err());
