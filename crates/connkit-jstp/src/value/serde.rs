@@ -332,7 +332,7 @@ const SAFE: u64 = 1 << 53;
 fn exact_i128(v: i128) -> Result<Value, SerdeError> {
     // The common case without the (software) 128-bit conversions.
     if v.unsigned_abs() <= u128::from(SAFE) {
-        #[allow(clippy::cast_precision_loss)] // |v| ≤ 2^53: exact.
+        // |v| ≤ 2^53: exact.
         return Ok(Value::Number(v as f64));
     }
     // Rounds; checked for exactness below.
@@ -346,7 +346,7 @@ fn exact_i128(v: i128) -> Result<Value, SerdeError> {
 
 fn exact_u128(v: u128) -> Result<Value, SerdeError> {
     if v <= u128::from(SAFE) {
-        #[allow(clippy::cast_precision_loss)] // v ≤ 2^53: exact.
+        // v ≤ 2^53: exact.
         return Ok(Value::Number(v as f64));
     }
     // Rounds; checked for exactness below.
