@@ -409,6 +409,70 @@ async fn messages_that_cannot_be_framed_are_refused_before_queueing() {
     .await;
 }
 
+/// `try_send_many` queues in order and stops at the first message it cannot queue, saying
+/// how many went in. The test's single-threaded runtime does not run the writer between the
+/// calls, so the queue's bound (4 messages) is met deterministically.
+#[tokio::test]
+async fn try_send_many_queues_in_order_and_stops_at_the_first_refusal() {
+    within(async {
+        let opts = TransportOptions::new()
+            .delimiter(b"\0\0")
+            .max_message_len(8)
+            .outbound_capacity(4);
+        let l = listen(&"tcp://127.0.0.1:0".parse().unwrap(), &opts)
+            .await
+            .unwrap();
+        let ep = l.local_endpoint().clone();
+        let server = tokio::spawn(async move {
+            let (tx, _rx) = l.accept().await.unwrap().establish().await.unwrap().split();
+            let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+            // A message with the delimiter inside is refused; the one before it is queued.
+            let (n, r) = tx.try_send_many(&[b("a"), b("b\0\0c"), b("d")]);
+            assert_eq!((n, r.unwrap_err().kind()), (1, ErrorKind::InvalidMessage));
+            let (n, r) = tx.try_send_many(&[b("d")]);
+            assert_eq!(n, 1);
+            r.unwrap();
+            // Two queued; room for two more of three.
+            let (n, r) = tx.try_send_many(&[b("e"), b("f"), b("g")]);
+            assert_eq!((n, r.unwrap_err().kind()), (2, ErrorKind::QueueFull));
+            let (n, r) = tx.try_send_many(&[]);
+            assert_eq!(n, 0);
+            r.unwrap();
+            tx.close().await;
+            let (n, r) = tx.try_send_many(&[b("x")]);
+            assert_eq!((n, r.unwrap_err().kind()), (0, ErrorKind::Closed));
+            tx.closed().await;
+        });
+        let mut raw = tokio::net::TcpStream::connect(ep.authority().unwrap())
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        raw.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"a\0\0d\0\0e\0\0f\0\0");
+        server.await.unwrap();
+
+        // On WebSocket the messages go one by one, with the same result.
+        let l = listen(
+            &"ws://127.0.0.1:0/".parse().unwrap(),
+            &TransportOptions::new(),
+        )
+        .await
+        .unwrap();
+        let ep = l.local_endpoint().clone();
+        spawn_echo(l);
+        let (tx, mut rx) = connect(&ep, &TransportOptions::new())
+            .await
+            .unwrap()
+            .split();
+        let (n, r) = tx.try_send_many(&[Bytes::from_static(b"one"), Bytes::from_static(b"two")]);
+        assert_eq!(n, 2);
+        r.unwrap();
+        assert_eq!(rx.recv().await.unwrap().unwrap(), "one");
+        assert_eq!(rx.recv().await.unwrap().unwrap(), "two");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn outbound_queue_is_bounded_when_the_peer_does_not_read() {
     within(async {

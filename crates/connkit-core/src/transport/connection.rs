@@ -195,6 +195,14 @@ impl Drop for StreamTx {
     }
 }
 
+fn cannot_frame(e: FrameError) -> Error {
+    Error::with_source(ErrorKind::InvalidMessage, "cannot frame the message", e)
+}
+
+fn not_a_stream() -> Error {
+    Error::new(ErrorKind::InvalidMessage, "not a stream connection")
+}
+
 fn queue_error(e: QueueError) -> Error {
     match e {
         QueueError::Full => Error::new(ErrorKind::QueueFull, "the outbound queue is full"),
@@ -216,22 +224,15 @@ impl MessageSender {
     fn check_stream(&self, msg: &[u8]) -> Result<&[u8]> {
         match &*self.check {
             SendCheck::Delimited(codec) => {
-                codec.check_message(msg).map_err(|e| {
-                    Error::with_source(ErrorKind::InvalidMessage, "cannot frame the message", e)
-                })?;
+                codec.check_message(msg).map_err(cannot_frame)?;
                 Ok(codec.delimiter())
             }
-            SendCheck::WsText(_) | SendCheck::WsBinary(_) => Err(Error::new(
-                ErrorKind::InvalidMessage,
-                "not a stream connection",
-            )),
+            SendCheck::WsText(_) | SendCheck::WsBinary(_) => Err(not_a_stream()),
         }
     }
 
     fn prepare(&self, msg: Bytes) -> Result<Outgoing> {
-        let invalid = |e: FrameError| {
-            Error::with_source(ErrorKind::InvalidMessage, "cannot frame the message", e)
-        };
+        let invalid = cannot_frame;
         match &*self.check {
             SendCheck::Delimited(codec) => {
                 codec.check_message(&msg).map_err(invalid)?;
@@ -296,6 +297,45 @@ impl MessageSender {
                     }
                     mpsc::error::TrySendError::Closed(_) => Error::closed(),
                 })
+            }
+        }
+    }
+
+    /// Queue messages from the front of `msgs`, in order, while there is room now; on a
+    /// stream socket under one lock of the queue for all of them. Returns how many were
+    /// queued, and `Ok(())` when that is all of them, or else the error of `msgs[queued]`
+    /// (as [`try_send`](Self::try_send) would give it: [`ErrorKind::QueueFull`],
+    /// [`ErrorKind::Closed`], or [`ErrorKind::InvalidMessage`] for a message that cannot be
+    /// framed); the messages after it were not tried.
+    ///
+    /// ```
+    /// # async fn demo(tx: connkit_core::transport::MessageSender) {
+    /// use bytes::Bytes;
+    /// let batch = [Bytes::from_static(b"one"), Bytes::from_static(b"two")];
+    /// let (queued, result) = tx.try_send_many(&batch);
+    /// if let Err(e) = result {
+    ///     eprintln!("queued {queued} of {}, then: {e}", batch.len());
+    /// }
+    /// # }
+    /// ```
+    pub fn try_send_many(&self, msgs: &[Bytes]) -> (usize, Result<()>) {
+        match &self.tx {
+            Tx::Stream(q) => match &*self.check {
+                SendCheck::Delimited(codec) => q.0.try_push_many(
+                    msgs,
+                    codec.delimiter(),
+                    |msg| codec.check_message(msg).map_err(cannot_frame),
+                    queue_error,
+                ),
+                SendCheck::WsText(_) | SendCheck::WsBinary(_) => (0, Err(not_a_stream())),
+            },
+            Tx::Ws(_) => {
+                for (i, msg) in msgs.iter().enumerate() {
+                    if let Err(e) = self.try_send(msg.clone()) {
+                        return (i, Err(e));
+                    }
+                }
+                (msgs.len(), Ok(()))
             }
         }
     }

@@ -84,6 +84,28 @@ impl StreamQueue {
         self.push_locked(&mut st, msg, delimiter)
     }
 
+    /// Queue messages from the front of `msgs` under one lock, each after `check` accepts
+    /// it, until one is refused: returns how many were queued, and why the next was not
+    /// (`check`'s error, or the queue's).
+    pub(crate) fn try_push_many<E>(
+        &self,
+        msgs: &[bytes::Bytes],
+        delimiter: &[u8],
+        check: impl Fn(&[u8]) -> Result<(), E>,
+        queue_error: impl Fn(QueueError) -> E,
+    ) -> (usize, Result<(), E>) {
+        let mut st = self.lock();
+        for (i, msg) in msgs.iter().enumerate() {
+            if let Err(e) = check(msg) {
+                return (i, Err(e));
+            }
+            if let Err(e) = self.push_locked(&mut st, msg, delimiter) {
+                return (i, Err(queue_error(e)));
+            }
+        }
+        (msgs.len(), Ok(()))
+    }
+
     fn push_locked(&self, st: &mut State, msg: &[u8], delimiter: &[u8]) -> Result<(), QueueError> {
         if st.stopped || st.close {
             return Err(QueueError::Closed);
