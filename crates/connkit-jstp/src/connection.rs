@@ -605,20 +605,33 @@ impl Out {
             }
             self.overflow.pop_front();
         }
-        for frame in self.batch.drain(..) {
-            if !self.overflow.is_empty() {
-                self.overflow.push_back(frame);
-                continue;
-            }
-            // A stream transport copies the frame into its buffer; the clone is a count.
-            if let Err(e) = self.tx.try_send(frame.clone()) {
-                match e.kind() {
-                    connkit_core::ErrorKind::QueueFull => self.overflow.push_back(frame),
-                    connkit_core::ErrorKind::Closed => return Err(Error::Transport(e)),
-                    _ => warn!(error = %e, "dropping a frame the transport refused"),
+        if !self.overflow.is_empty() {
+            self.overflow.extend(self.batch.drain(..));
+            return Ok(());
+        }
+        // The turn's frames in one go (a stream transport copies them into its buffer under
+        // one lock); a refused frame is handled, and the rest tried again after it.
+        let mut from = 0;
+        while from < self.batch.len() {
+            let (queued, result) = self.tx.try_send_many(&self.batch[from..]);
+            from += queued;
+            let Err(e) = result else { break };
+            match e.kind() {
+                connkit_core::ErrorKind::QueueFull => {
+                    self.overflow.extend(self.batch.drain(from..));
+                    break;
+                }
+                connkit_core::ErrorKind::Closed => {
+                    self.batch.clear();
+                    return Err(Error::Transport(e));
+                }
+                _ => {
+                    warn!(error = %e, "dropping a frame the transport refused");
+                    from += 1;
                 }
             }
         }
+        self.batch.clear();
         Ok(())
     }
 }
