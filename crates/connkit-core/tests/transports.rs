@@ -40,6 +40,16 @@ fn spawn_echo(listener: Listener) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Everything a raw TCP client of `ep` receives until the server closes.
+async fn raw_bytes_until_closed(ep: &Endpoint) -> Vec<u8> {
+    let mut raw = tokio::net::TcpStream::connect(ep.authority().unwrap())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    raw.read_to_end(&mut got).await.unwrap();
+    got
+}
+
 async fn echo_round_trips(ep: &Endpoint, opts: &TransportOptions) {
     let (tx, mut rx) = connect(ep, opts).await.unwrap().split();
     let msgs: Vec<Bytes> = (0..200)
@@ -118,12 +128,7 @@ async fn tcp_frames_are_delimited_on_the_wire() {
             tx.close().await;
             tx.closed().await;
         });
-        let mut raw = tokio::net::TcpStream::connect(ep.authority().unwrap())
-            .await
-            .unwrap();
-        let mut got = Vec::new();
-        raw.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"a\0\0bc\0\0");
+        assert_eq!(raw_bytes_until_closed(&ep).await, b"a\0\0bc\0\0");
         server.await.unwrap();
     })
     .await;
@@ -443,12 +448,7 @@ async fn try_send_many_queues_in_order_and_stops_at_the_first_refusal() {
             assert_eq!((n, r.unwrap_err().kind()), (0, ErrorKind::Closed));
             tx.closed().await;
         });
-        let mut raw = tokio::net::TcpStream::connect(ep.authority().unwrap())
-            .await
-            .unwrap();
-        let mut got = Vec::new();
-        raw.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"a\0\0d\0\0e\0\0f\0\0");
+        assert_eq!(raw_bytes_until_closed(&ep).await, b"a\0\0d\0\0e\0\0f\0\0");
         server.await.unwrap();
 
         // On WebSocket the messages go one by one, with the same result.
