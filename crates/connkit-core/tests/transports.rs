@@ -50,6 +50,14 @@ async fn raw_bytes_until_closed(ep: &Endpoint) -> Vec<u8> {
     got
 }
 
+/// An echo server (see [`spawn_echo`]) listening on `url`; its endpoint.
+async fn echo_server(url: &str, opts: &TransportOptions) -> Endpoint {
+    let l = listen(&url.parse().unwrap(), opts).await.unwrap();
+    let ep = l.local_endpoint().clone();
+    spawn_echo(l);
+    ep
+}
+
 async fn echo_round_trips(ep: &Endpoint, opts: &TransportOptions) {
     let (tx, mut rx) = connect(ep, opts).await.unwrap().split();
     let msgs: Vec<Bytes> = (0..200)
@@ -102,12 +110,8 @@ fn certs() -> Certs {
 async fn tcp_echo_keeps_order_and_whole_messages() {
     within(async {
         let opts = TransportOptions::new();
-        let l = listen(&"tcp://127.0.0.1:0".parse().unwrap(), &opts)
-            .await
-            .unwrap();
-        let ep = l.local_endpoint().clone();
+        let ep = echo_server("tcp://127.0.0.1:0", &opts).await;
         assert_ne!(ep.port(), Some(0));
-        spawn_echo(l);
         echo_round_trips(&ep, &opts).await;
     })
     .await;
@@ -151,11 +155,7 @@ async fn tls_echo_with_a_certificate_made_at_test_time() {
     within(async {
         let c = certs();
         let server_opts = TransportOptions::new().tls_server(c.server);
-        let l = listen(&"tls://127.0.0.1:0".parse().unwrap(), &server_opts)
-            .await
-            .unwrap();
-        let ep = l.local_endpoint().clone();
-        spawn_echo(l);
+        let ep = echo_server("tls://127.0.0.1:0", &server_opts).await;
         echo_round_trips(&ep, &TransportOptions::new().tls_client(c.client)).await;
     })
     .await;
@@ -166,14 +166,11 @@ async fn tls_with_an_untrusted_certificate_is_a_fatal_tls_error() {
     within(async {
         let c = certs();
         let other = certs();
-        let l = listen(
-            &"tls://127.0.0.1:0".parse().unwrap(),
+        let ep = echo_server(
+            "tls://127.0.0.1:0",
             &TransportOptions::new().tls_server(c.server),
         )
-        .await
-        .unwrap();
-        let ep = l.local_endpoint().clone();
-        spawn_echo(l);
+        .await;
         let err = connect(&ep, &TransportOptions::new().tls_client(other.client))
             .await
             .unwrap_err();
@@ -193,11 +190,7 @@ async fn wss_echo_with_subprotocol() {
             .tls_server(c.server)
             .ws_subprotocol("metarhia-jstp")
             .ws_require_subprotocol(true);
-        let l = listen(&"wss://127.0.0.1:0/jstp".parse().unwrap(), &server_opts)
-            .await
-            .unwrap();
-        let ep = l.local_endpoint().clone();
-        spawn_echo(l);
+        let ep = echo_server("wss://127.0.0.1:0/jstp", &server_opts).await;
         let opts = TransportOptions::new()
             .tls_client(c.client)
             .ws_subprotocol("metarhia-jstp");
@@ -215,11 +208,7 @@ async fn ws_missing_required_subprotocol_is_refused_with_403() {
         let opts = TransportOptions::new()
             .ws_subprotocol("metarhia-jstp")
             .ws_require_subprotocol(true);
-        let l = listen(&"ws://127.0.0.1:0".parse().unwrap(), &opts)
-            .await
-            .unwrap();
-        let ep = l.local_endpoint().clone();
-        spawn_echo(l);
+        let ep = echo_server("ws://127.0.0.1:0", &opts).await;
         let err = connect(&ep, &TransportOptions::new()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Handshake, "{err}");
         assert!(err.to_string().contains("403"), "{err}");
@@ -235,14 +224,7 @@ async fn ws_missing_required_subprotocol_is_refused_with_403() {
 #[tokio::test]
 async fn ws_fragmented_100k_message_is_reassembled_and_echoed_in_fragments() {
     within(async {
-        let l = listen(
-            &"ws://127.0.0.1:0/".parse().unwrap(),
-            &TransportOptions::new(),
-        )
-        .await
-        .unwrap();
-        let ep = l.local_endpoint().clone();
-        spawn_echo(l);
+        let ep = echo_server("ws://127.0.0.1:0/", &TransportOptions::new()).await;
         let tcp = tokio::net::TcpStream::connect(ep.authority().unwrap())
             .await
             .unwrap();
@@ -282,14 +264,7 @@ async fn ws_fragmented_100k_message_is_reassembled_and_echoed_in_fragments() {
 #[tokio::test]
 async fn ws_pings_are_answered_while_reading() {
     within(async {
-        let l = listen(
-            &"ws://127.0.0.1:0/".parse().unwrap(),
-            &TransportOptions::new(),
-        )
-        .await
-        .unwrap();
-        let ep = l.local_endpoint().clone();
-        spawn_echo(l);
+        let ep = echo_server("ws://127.0.0.1:0/", &TransportOptions::new()).await;
         let tcp = tokio::net::TcpStream::connect(ep.authority().unwrap())
             .await
             .unwrap();
@@ -394,11 +369,7 @@ async fn messages_that_cannot_be_framed_are_refused_before_queueing() {
         let opts = TransportOptions::new()
             .delimiter(b"\0\0")
             .max_message_len(8);
-        let l = listen(&"tcp://127.0.0.1:0".parse().unwrap(), &opts)
-            .await
-            .unwrap();
-        let ep = l.local_endpoint().clone();
-        spawn_echo(l);
+        let ep = echo_server("tcp://127.0.0.1:0", &opts).await;
         let (tx, mut rx) = connect(&ep, &opts).await.unwrap().split();
         assert_eq!(
             tx.send("a\0\0b").await.unwrap_err().kind(),
@@ -452,14 +423,7 @@ async fn try_send_many_queues_in_order_and_stops_at_the_first_refusal() {
         server.await.unwrap();
 
         // On WebSocket the messages go one by one, with the same result.
-        let l = listen(
-            &"ws://127.0.0.1:0/".parse().unwrap(),
-            &TransportOptions::new(),
-        )
-        .await
-        .unwrap();
-        let ep = l.local_endpoint().clone();
-        spawn_echo(l);
+        let ep = echo_server("ws://127.0.0.1:0/", &TransportOptions::new()).await;
         let (tx, mut rx) = connect(&ep, &TransportOptions::new())
             .await
             .unwrap()
